@@ -1,0 +1,4 @@
+/**
+ * responses-relay: the public API, and nothing else.
+ */
+export * from './protocol/types';
