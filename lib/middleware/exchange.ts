@@ -1,0 +1,161 @@
+/**
+ * The per-exchange context every middleware of the relay shares: one object per client request,
+ * stored on `res.locals`, created by whichever relay middleware runs first. It holds the parsed
+ * request body, the stream stages and hooks the middlewares registered, and what the response
+ * pipeline learned (the accumulated Response), so a stream is parsed once for all of them.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ResponseAccumulator } from '../protocol/accumulator';
+import type {
+  OpenAIErrorEnvelope,
+  ResponseCreateBody,
+  ResponseObject,
+  StreamEvent,
+} from '../protocol/types';
+
+/** Pushes an event downstream from a stage (towards the client). */
+export type EmitEvent = (event: StreamEvent) => void;
+
+/** How the upstream body ended. */
+export type StreamEnd =
+  { kind: 'eof' } | { kind: 'error'; error: Error } | { kind: 'stalled'; idleMs: number };
+
+/** What a stage can see of the stream so far (the events already sent downstream of the stages). */
+export interface StageContext {
+  readonly exchange: Exchange;
+  /** The accumulator of every event that left the stages so far. */
+  readonly accumulator: ResponseAccumulator;
+  /** True once a terminal event (completed/failed/incomplete) left the stages. */
+  readonly terminalSent: boolean;
+}
+
+/**
+ * One step of SSE processing. Stages run in the order their middlewares were mounted; each sees
+ * the events the previous one emitted. A stage that wants an event to pass unchanged emits the
+ * same object: the pipeline then forwards the upstream's original bytes for it. A stage that
+ * changes an event must emit a new object (never mutate the one it was given).
+ */
+export interface StreamStage {
+  readonly name: string;
+  /** Called for each event, in order. Returning a promise pauses the stream until it settles. */
+  onEvent?(event: StreamEvent, emit: EmitEvent, context: StageContext): void | Promise<void>;
+  /** Called once when the upstream body is over (normally or not); may emit final events. */
+  onEnd?(end: StreamEnd, emit: EmitEvent, context: StageContext): void | Promise<void>;
+}
+
+/** Creates a fresh stage for each upstream attempt of an exchange. */
+export type StreamStageFactory = (exchange: Exchange) => StreamStage;
+
+/** An upstream (or gateway) error response as the pipeline buffered it. */
+export interface ErrorResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  /** True when the upstream body was longer than the buffer and was cut. */
+  truncated: boolean;
+}
+
+/** What an error responder answers instead: a status, headers and an envelope. */
+export interface ErrorReplacement {
+  status: number;
+  headers: Record<string, string>;
+  envelope: OpenAIErrorEnvelope;
+}
+
+export type ErrorResponder = (
+  response: ErrorResponse,
+  exchange: Exchange,
+) => ErrorReplacement | undefined;
+
+/**
+ * Called with the final Response right before the client receives its terminal event (or the
+ * JSON body of a non-stream response): the place to store a turn before the client can send the
+ * next one.
+ */
+export type BeforeFinalHook = (
+  response: ResponseObject,
+  exchange: Exchange,
+) => Promise<void> | void;
+
+const EXCHANGE_KEY = Symbol.for('responses-relay.exchange');
+
+export class Exchange {
+  /** The request id the relay uses in logs and `x-request-id` (the client's, or a new one). */
+  readonly requestId: string;
+  /** The request body as JSON, once read (see `readRequestBody`). */
+  body: ResponseCreateBody | undefined;
+  /** The body's bytes as the client sent them, when the relay read them itself. */
+  rawBody: Buffer | undefined;
+  private bodyReplaced = false;
+  /** True when the client asked for a stream (`"stream": true` in the body; never `Accept`). */
+  get streamRequested(): boolean {
+    return this.body?.stream === true;
+  }
+  /** Stage factories in mount order, one per name. */
+  readonly stages: Array<{ name: string; create: StreamStageFactory }> = [];
+  /** Error responders in mount order; the first that answers wins. */
+  readonly errorResponders: ErrorResponder[] = [];
+  /** Hooks awaited before the final Response reaches the client. */
+  readonly beforeFinal: BeforeFinalHook[] = [];
+  /** The final Response of the exchange as the client saw it, once known. */
+  finalResponse: ResponseObject | undefined;
+  /** The number of upstream attempts made so far. */
+  attempts = 0;
+  /** Free-form annotations for logs (tenant hash, session, upstream …); never secrets. */
+  readonly annotations: Record<string, string | number | boolean> = {};
+
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+  ) {
+    const given = req.headers['x-request-id'];
+    this.requestId =
+      typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : `req_${randomUUID()}`;
+  }
+
+  /** Registers a stage factory once per name (mounting a middleware twice adds it once). */
+  addStage(name: string, create: StreamStageFactory): void {
+    if (this.stages.some((stage) => stage.name === name)) return;
+    this.stages.push({ name, create });
+  }
+
+  /** The body the upstream receives: the client's bytes unless a middleware replaced the body. */
+  upstreamBody(): Buffer | undefined {
+    if (this.body === undefined) return this.rawBody;
+    if (!this.bodyReplaced && this.rawBody) return this.rawBody;
+    return Buffer.from(JSON.stringify(this.body));
+  }
+
+  /** Replaces the body sent upstream (the client's own object is never mutated). */
+  replaceBody(body: ResponseCreateBody): void {
+    this.body = body;
+    this.bodyReplaced = true;
+  }
+
+  /** True when some middleware needs to see or rewrite the response. */
+  get wantsResponse(): boolean {
+    return this.stages.length > 0 || this.errorResponders.length > 0 || this.beforeFinal.length > 0;
+  }
+}
+
+interface LocalsCarrier {
+  locals?: Record<string | symbol, unknown>;
+}
+
+/** Returns the exchange of this request/response pair, creating it on first use. */
+export function getExchange(req: IncomingMessage, res: ServerResponse): Exchange {
+  const carrier = res as ServerResponse & LocalsCarrier;
+  carrier.locals ??= {};
+  const existing = carrier.locals[EXCHANGE_KEY];
+  if (existing instanceof Exchange) return existing;
+  const exchange = new Exchange(req, res);
+  carrier.locals[EXCHANGE_KEY] = exchange;
+  return exchange;
+}
+
+/** Returns the exchange if a relay middleware already created one. */
+export function findExchange(res: ServerResponse): Exchange | undefined {
+  const existing = (res as ServerResponse & LocalsCarrier).locals?.[EXCHANGE_KEY];
+  return existing instanceof Exchange ? existing : undefined;
+}

@@ -1,0 +1,469 @@
+/**
+ * The one place where an upstream response becomes the client's response. It parses an SSE
+ * stream once, runs its events through the stages the middlewares registered, accumulates what the
+ * client sees, awaits the before-final hooks before a terminal event is released, and writes with
+ * back-pressure. Non-2xx bodies are buffered (bounded) for the error responders; 2xx JSON bodies
+ * are buffered only when a hook needs the final Response; everything else streams through.
+ */
+import type { OutgoingHttpHeaders } from 'node:http';
+import { ResponseAccumulator } from '../protocol/accumulator';
+import {
+  SseParser,
+  serializeSseComment,
+  serializeSseMessage,
+  serializeStreamEvent,
+} from '../protocol/sse';
+import {
+  isJsonObject,
+  isTerminalEventType,
+  type ResponseObject,
+  type StreamEvent,
+} from '../protocol/types';
+import type { Exchange, StageContext, StreamEnd, StreamStage } from './exchange';
+
+/** Where the pipeline writes: the client's response (or, in tap mode, its original methods). */
+export interface ClientSink {
+  writeHead(status: number, headers: OutgoingHttpHeaders): void;
+  /** Returns false when the client is congested; `onDrain` then fires once it is not. */
+  write(chunk: string | Buffer): boolean;
+  end(): void;
+  onDrain(listener: () => void): void;
+  readonly closed: boolean;
+}
+
+export interface ResponsePipelineOptions {
+  /** Largest error body kept for the error responders; the rest is dropped. @default 64 KiB */
+  maxErrorBodyBytes?: number;
+  /** Largest JSON body buffered for the before-final hooks; larger bodies stream through. @default 32 MiB */
+  maxJsonBodyBytes?: number;
+}
+
+type Mode = 'sse' | 'error' | 'json' | 'passthrough';
+
+type QueueItem =
+  | { kind: 'event'; event: StreamEvent; data: string }
+  | { kind: 'raw'; text: string }
+  | { kind: 'comment'; text: string };
+
+function headerValue(headers: OutgoingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
+  if (Array.isArray(value)) return value[0];
+  return value === undefined ? undefined : String(value);
+}
+
+export function isEventStream(contentType: string | undefined): boolean {
+  return (contentType ?? '').toLowerCase().startsWith('text/event-stream');
+}
+
+export function isJsonType(contentType: string | undefined): boolean {
+  const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  return type === 'application/json' || type.endsWith('+json');
+}
+
+function isThenable(value: unknown): value is PromiseLike<void> {
+  return typeof (value as PromiseLike<void> | undefined)?.then === 'function';
+}
+
+export class ResponsePipeline {
+  private mode: Mode = 'passthrough';
+  private status = 200;
+  private headers: OutgoingHttpHeaders = {};
+  private headWritten = false;
+  private readonly stages: StreamStage[];
+  private readonly accumulator = new ResponseAccumulator();
+  private terminalSent = false;
+  private parser: SseParser | undefined;
+  private readonly queue: QueueItem[] = [];
+  private out: string[] = [];
+  private pumping: Promise<void> | undefined;
+  private sinkCongested = false;
+  private drainListeners: Array<() => void> = [];
+  private buffered: Buffer[] = [];
+  private bufferedBytes = 0;
+  private bufferTruncated = false;
+  private failure: Error | undefined;
+  private readonly maxErrorBodyBytes: number;
+  private readonly maxJsonBodyBytes: number;
+  private readonly context: StageContext;
+
+  constructor(
+    private readonly exchange: Exchange,
+    private readonly sink: ClientSink,
+    options: ResponsePipelineOptions = {},
+  ) {
+    this.maxErrorBodyBytes = options.maxErrorBodyBytes ?? 64 * 1024;
+    this.maxJsonBodyBytes = options.maxJsonBodyBytes ?? 32 * 1024 * 1024;
+    this.stages = exchange.stages.map((stage) => stage.create(exchange));
+    const isTerminalSent = (): boolean => this.terminalSent;
+    this.context = {
+      exchange,
+      accumulator: this.accumulator,
+      get terminalSent() {
+        return isTerminalSent();
+      },
+    };
+    sink.onDrain(() => this.handleSinkDrain());
+  }
+
+  /** True once any byte (or the status line) reached the client. */
+  get committed(): boolean {
+    return this.headWritten;
+  }
+
+  /** What the client has seen of the stream so far. */
+  get seen(): ResponseAccumulator {
+    return this.accumulator;
+  }
+
+  /** Starts the response with the upstream's status and headers; picks how the body is handled. */
+  begin(status: number, headers: OutgoingHttpHeaders): void {
+    this.status = status;
+    this.headers = { ...headers };
+    const contentType = headerValue(headers, 'content-type');
+    if (
+      status >= 200 &&
+      status < 300 &&
+      isEventStream(contentType) &&
+      this.exchange.wantsResponse
+    ) {
+      this.mode = 'sse';
+      delete this.headers['content-length'];
+      this.headers['cache-control'] = 'no-cache, no-transform';
+      this.headers['x-accel-buffering'] = 'no';
+      this.parser = new SseParser({
+        onMessage: (message) => {
+          if (message.data === '' && message.event === undefined) return;
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(message.data);
+          } catch {
+            parsed = undefined;
+          }
+          if (isJsonObject(parsed) && typeof parsed.type === 'string') {
+            this.queue.push({ kind: 'event', event: parsed as StreamEvent, data: message.data });
+          } else {
+            this.queue.push({ kind: 'raw', text: serializeSseMessage(message) });
+          }
+        },
+        onComment: (text) => this.queue.push({ kind: 'comment', text }),
+      });
+    } else if (status >= 400 && this.exchange.errorResponders.length > 0) {
+      this.mode = 'error';
+    } else if (
+      status >= 200 &&
+      status < 300 &&
+      isJsonType(contentType) &&
+      this.exchange.beforeFinal.length > 0
+    ) {
+      this.mode = 'json';
+    } else {
+      this.mode = 'passthrough';
+    }
+  }
+
+  /** Feeds a chunk of the upstream body. Returns false when the caller should wait for `onDrain`. */
+  push(chunk: Buffer): boolean {
+    if (this.failure) return true;
+    switch (this.mode) {
+      case 'sse':
+        try {
+          this.parser?.push(chunk);
+        } catch (error) {
+          this.failure = error instanceof Error ? error : new Error(String(error));
+          return true;
+        }
+        this.pump();
+        break;
+      case 'error':
+        this.bufferBounded(chunk, this.maxErrorBodyBytes);
+        break;
+      case 'json':
+        if (this.bufferedBytes + chunk.length > this.maxJsonBodyBytes) {
+          // Too large to hold: stream it through unchanged, hooks are skipped.
+          this.mode = 'passthrough';
+          for (const piece of this.buffered) this.writeOut(piece);
+          this.buffered = [];
+          this.writeOut(chunk);
+        } else {
+          this.buffered.push(chunk);
+          this.bufferedBytes += chunk.length;
+        }
+        break;
+      case 'passthrough':
+        this.writeOut(chunk);
+        break;
+    }
+    return !this.blocked;
+  }
+
+  /** Registers a one-shot listener for when `push` may be called again after returning false. */
+  onDrain(listener: () => void): void {
+    if (!this.blocked) {
+      listener();
+      return;
+    }
+    this.drainListeners.push(listener);
+  }
+
+  /** Ends the response: flushes stages (which may add final events) and closes the client side. */
+  async finish(end: StreamEnd): Promise<void> {
+    const effectiveEnd: StreamEnd = this.failure ? { kind: 'error', error: this.failure } : end;
+    switch (this.mode) {
+      case 'sse': {
+        if (!this.failure) {
+          try {
+            this.parser?.end();
+          } catch {
+            // A truncated multi-byte tail is not an event; the end is reported to the stages.
+          }
+        }
+        this.pump();
+        await this.pumping;
+        for (let index = 0; index < this.stages.length; index += 1) {
+          const stage = this.stages[index];
+          if (!stage?.onEnd) continue;
+          const emitted: StreamEvent[] = [];
+          const result = stage.onEnd(effectiveEnd, (event) => emitted.push(event), this.context);
+          if (isThenable(result)) await result;
+          for (const event of emitted) {
+            await this.runStages({ kind: 'event', event, data: '' }, index + 1, true);
+          }
+        }
+        this.flushOut();
+        break;
+      }
+      case 'error':
+        this.finishError();
+        break;
+      case 'json':
+        await this.finishJson();
+        break;
+      case 'passthrough':
+        break;
+    }
+    if (!this.headWritten) this.writeHead();
+    this.sink.end();
+  }
+
+  private get blocked(): boolean {
+    return this.sinkCongested || this.pumping !== undefined;
+  }
+
+  private handleSinkDrain(): void {
+    this.sinkCongested = false;
+    this.releaseDrain();
+  }
+
+  private releaseDrain(): void {
+    if (this.blocked) return;
+    const listeners = this.drainListeners;
+    this.drainListeners = [];
+    for (const listener of listeners) listener();
+  }
+
+  private bufferBounded(chunk: Buffer, limit: number): void {
+    const room = limit - this.bufferedBytes;
+    if (room <= 0) {
+      this.bufferTruncated = true;
+      return;
+    }
+    const piece = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    if (piece.length < chunk.length) this.bufferTruncated = true;
+    this.buffered.push(piece);
+    this.bufferedBytes += piece.length;
+  }
+
+  /** Processes queued SSE items; synchronous while no stage returns a promise. */
+  private pump(): void {
+    if (this.pumping) return;
+    while (this.queue.length > 0) {
+      const item = this.queue.shift() as QueueItem;
+      const result = this.runStages(item, 0, false);
+      if (isThenable(result)) {
+        this.pumping = Promise.resolve(result).then(() => this.continuePump());
+        return;
+      }
+    }
+    this.flushOut();
+  }
+
+  private async continuePump(): Promise<void> {
+    while (this.queue.length > 0) {
+      const item = this.queue.shift() as QueueItem;
+      const result = this.runStages(item, 0, false);
+      if (isThenable(result)) await result;
+    }
+    this.pumping = undefined;
+    this.flushOut();
+    this.releaseDrain();
+  }
+
+  /**
+   * Runs one item through the stages from `from` onwards, then to the client. Returns a promise
+   * only when a stage (or a before-final hook) did.
+   */
+  private runStages(item: QueueItem, from: number, synthesized: boolean): void | Promise<void> {
+    if (item.kind !== 'event') {
+      this.out.push(item.kind === 'comment' ? serializeSseComment(item.text) : item.text);
+      return;
+    }
+    let batch: StreamEvent[] = [item.event];
+    for (let index = from; index < this.stages.length; index += 1) {
+      const stage = this.stages[index];
+      if (!stage?.onEvent) continue;
+      const next: StreamEvent[] = [];
+      const emit = (event: StreamEvent): void => {
+        next.push(event);
+      };
+      for (let position = 0; position < batch.length; position += 1) {
+        const result = stage.onEvent(batch[position] as StreamEvent, emit, this.context);
+        if (isThenable(result)) {
+          return this.runStagesAsync(item, batch, next, index, position, result, synthesized);
+        }
+      }
+      batch = next;
+    }
+    return this.deliverAll(batch, item, synthesized);
+  }
+
+  private async runStagesAsync(
+    item: QueueItem & { kind: 'event' },
+    batch: StreamEvent[],
+    next: StreamEvent[],
+    stageIndex: number,
+    position: number,
+    pending: PromiseLike<void>,
+    synthesized: boolean,
+  ): Promise<void> {
+    await pending;
+    const stage = this.stages[stageIndex] as StreamStage;
+    const emit = (event: StreamEvent): void => {
+      next.push(event);
+    };
+    for (let rest = position + 1; rest < batch.length; rest += 1) {
+      const result = stage.onEvent?.(batch[rest] as StreamEvent, emit, this.context);
+      if (isThenable(result)) await result;
+    }
+    let current = next;
+    for (let index = stageIndex + 1; index < this.stages.length; index += 1) {
+      const later = this.stages[index];
+      if (!later?.onEvent) continue;
+      const produced: StreamEvent[] = [];
+      for (const event of current) {
+        const result = later.onEvent(event, (e) => produced.push(e), this.context);
+        if (isThenable(result)) await result;
+      }
+      current = produced;
+    }
+    await this.deliverAll(current, item, synthesized);
+  }
+
+  private deliverAll(
+    events: StreamEvent[],
+    origin: QueueItem & { kind: 'event' },
+    synthesized: boolean,
+  ): void | Promise<void> {
+    for (let index = 0; index < events.length; index += 1) {
+      const event = events[index] as StreamEvent;
+      const raw = !synthesized && event === origin.event ? origin.data : undefined;
+      const result = this.deliver(event, raw);
+      if (isThenable(result)) {
+        return (async () => {
+          await result;
+          for (let rest = index + 1; rest < events.length; rest += 1) {
+            const r = this.deliver(events[rest] as StreamEvent, undefined);
+            if (isThenable(r)) await r;
+          }
+        })();
+      }
+    }
+  }
+
+  /** Sends one event to the client: accumulates it, awaits the hooks before a terminal. */
+  private deliver(event: StreamEvent, raw: string | undefined): void | Promise<void> {
+    this.accumulator.push(event);
+    if (isTerminalEventType(event.type)) {
+      this.terminalSent = true;
+      const final = this.accumulator.finalResponse();
+      if (final) {
+        this.exchange.finalResponse = final;
+        const pending = this.runBeforeFinal(final);
+        if (pending) {
+          return pending.then(() => {
+            this.out.push(serializeStreamEvent(event, raw));
+          });
+        }
+      }
+    }
+    this.out.push(serializeStreamEvent(event, raw));
+  }
+
+  private runBeforeFinal(final: ResponseObject): Promise<void> | undefined {
+    if (this.exchange.beforeFinal.length === 0) return undefined;
+    // Flush what precedes the terminal so the client is not held back while the hooks run.
+    this.flushOut();
+    return (async () => {
+      for (const hook of this.exchange.beforeFinal) await hook(final, this.exchange);
+    })();
+  }
+
+  private flushOut(): void {
+    if (this.out.length === 0) return;
+    const text = this.out.length === 1 ? (this.out[0] as string) : this.out.join('');
+    this.out = [];
+    this.writeOut(text);
+  }
+
+  private writeHead(): void {
+    this.headWritten = true;
+    this.sink.writeHead(this.status, this.headers);
+  }
+
+  private writeOut(chunk: string | Buffer): void {
+    if (!this.headWritten) this.writeHead();
+    if (this.sink.closed) return;
+    if (!this.sink.write(chunk)) this.sinkCongested = true;
+  }
+
+  private finishError(): void {
+    const body = Buffer.concat(this.buffered, this.bufferedBytes);
+    this.buffered = [];
+    const response = {
+      status: this.status,
+      headers: this.headers as Record<string, string | string[] | undefined>,
+      body,
+      truncated: this.bufferTruncated,
+    };
+    for (const responder of this.exchange.errorResponders) {
+      const replacement = responder(response, this.exchange);
+      if (!replacement) continue;
+      const text = JSON.stringify(replacement.envelope);
+      this.status = replacement.status;
+      this.headers = {
+        ...replacement.headers,
+        'content-type': 'application/json',
+        'content-length': String(Buffer.byteLength(text)),
+      };
+      this.writeOut(text);
+      return;
+    }
+    if (body.length > 0) this.writeOut(body);
+  }
+
+  private async finishJson(): Promise<void> {
+    const body = Buffer.concat(this.buffered, this.bufferedBytes);
+    this.buffered = [];
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch {
+      parsed = undefined;
+    }
+    if (isJsonObject(parsed) && parsed.object === 'response' && typeof parsed.id === 'string') {
+      const final = parsed as ResponseObject;
+      this.exchange.finalResponse = final;
+      for (const hook of this.exchange.beforeFinal) await hook(final, this.exchange);
+    }
+    if (body.length > 0) this.writeOut(body);
+  }
+}
