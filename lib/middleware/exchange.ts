@@ -28,6 +28,11 @@ export interface StageContext {
   readonly accumulator: ResponseAccumulator;
   /** True once a terminal event (completed/failed/incomplete) left the stages. */
   readonly terminalSent: boolean;
+  /**
+   * Abandons the upstream body (e.g. a stage's idle timer fired): the upstream connection is
+   * destroyed and the stages' `onEnd` runs with `end`.
+   */
+  abortUpstream(end: StreamEnd): void;
 }
 
 /**
@@ -102,6 +107,11 @@ export class Exchange {
   finalResponse: ResponseObject | undefined;
   /** The number of upstream attempts made so far. */
   attempts = 0;
+  /**
+   * Serve an SSE upstream response as one JSON Response (a non-stream client in front of a
+   * stream-only upstream). Set by a middleware that forced `stream: true` upstream.
+   */
+  aggregateStream = false;
   /** Free-form annotations for logs (tenant hash, session, upstream …); never secrets. */
   readonly annotations: Record<string, string | number | boolean> = {};
 

@@ -142,6 +142,7 @@ export function relayProxyOptions(
         state.proxyRes = proxyRes;
         const pipeline = new ResponsePipeline(exchange, responseSink(res), input);
         state.pipeline = pipeline;
+        pipeline.setUpstreamAbort(() => proxyRes.destroy());
         pipeline.begin(proxyRes.statusCode ?? 502, responseHeaders(proxyRes));
         let ended = false;
         const finish = (error?: Error): void => {

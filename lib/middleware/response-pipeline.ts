@@ -7,6 +7,7 @@
  */
 import type { OutgoingHttpHeaders } from 'node:http';
 import { ResponseAccumulator } from '../protocol/accumulator';
+import { relayError } from '../protocol/relay-errors';
 import {
   SseParser,
   serializeSseComment,
@@ -82,6 +83,10 @@ export class ResponsePipeline {
   private bufferedBytes = 0;
   private bufferTruncated = false;
   private failure: Error | undefined;
+  private aggregate = false;
+  private lastSequence = -1;
+  private finished: Promise<void> | undefined;
+  private upstreamAbort: (() => void) | undefined;
   private readonly maxErrorBodyBytes: number;
   private readonly maxJsonBodyBytes: number;
   private readonly context: StageContext;
@@ -101,8 +106,21 @@ export class ResponsePipeline {
       get terminalSent() {
         return isTerminalSent();
       },
+      abortUpstream: (end) => this.abort(end),
     };
     sink.onDrain(() => this.handleSinkDrain());
+  }
+
+  /** Tells the pipeline how to stop the upstream body (destroy its connection). */
+  setUpstreamAbort(abort: () => void): void {
+    this.upstreamAbort = abort;
+  }
+
+  /** Stops reading the upstream and ends the client's response through the stages. */
+  abort(end: StreamEnd): void {
+    if (this.finished) return;
+    void this.finish(end).catch(() => undefined);
+    this.upstreamAbort?.();
   }
 
   /** True once any byte (or the status line) reached the client. */
@@ -127,9 +145,14 @@ export class ResponsePipeline {
       this.exchange.wantsResponse
     ) {
       this.mode = 'sse';
+      this.aggregate = this.exchange.aggregateStream;
       delete this.headers['content-length'];
-      this.headers['cache-control'] = 'no-cache, no-transform';
-      this.headers['x-accel-buffering'] = 'no';
+      if (this.aggregate) {
+        this.headers['content-type'] = 'application/json';
+      } else {
+        this.headers['cache-control'] = 'no-cache, no-transform';
+        this.headers['x-accel-buffering'] = 'no';
+      }
       this.parser = new SseParser({
         onMessage: (message) => {
           if (message.data === '' && message.event === undefined) return;
@@ -163,7 +186,7 @@ export class ResponsePipeline {
 
   /** Feeds a chunk of the upstream body. Returns false when the caller should wait for `onDrain`. */
   push(chunk: Buffer): boolean {
-    if (this.failure) return true;
+    if (this.failure || this.finished) return true;
     switch (this.mode) {
       case 'sse':
         try {
@@ -205,8 +228,16 @@ export class ResponsePipeline {
     this.drainListeners.push(listener);
   }
 
-  /** Ends the response: flushes stages (which may add final events) and closes the client side. */
-  async finish(end: StreamEnd): Promise<void> {
+  /**
+   * Ends the response: flushes stages (which may add final events) and closes the client side.
+   * Idempotent: later calls (an upstream that also ended) return the first call's promise.
+   */
+  finish(end: StreamEnd): Promise<void> {
+    this.finished ??= this.finishOnce(end);
+    return this.finished;
+  }
+
+  private async finishOnce(end: StreamEnd): Promise<void> {
     const effectiveEnd: StreamEnd = this.failure ? { kind: 'error', error: this.failure } : end;
     switch (this.mode) {
       case 'sse': {
@@ -229,7 +260,8 @@ export class ResponsePipeline {
             await this.runStages({ kind: 'event', event, data: '' }, index + 1, true);
           }
         }
-        this.flushOut();
+        if (this.aggregate) this.writeAggregate();
+        else this.flushOut();
         break;
       }
       case 'error':
@@ -379,9 +411,37 @@ export class ResponsePipeline {
     }
   }
 
-  /** Sends one event to the client: accumulates it, awaits the hooks before a terminal. */
-  private deliver(event: StreamEvent, raw: string | undefined): void | Promise<void> {
+  /**
+   * Sends one event to the client: gives it the next sequence number when its own does not
+   * increase (inserted events, odd upstreams), accumulates it, awaits the hooks before a terminal.
+   */
+  private deliver(original: StreamEvent, originalRaw: string | undefined): void | Promise<void> {
+    let event = original;
+    let raw = originalRaw;
+    const sequence = event.sequence_number;
+    if (
+      typeof sequence === 'number' &&
+      Number.isInteger(sequence) &&
+      sequence > this.lastSequence
+    ) {
+      this.lastSequence = sequence;
+    } else {
+      this.lastSequence += 1;
+      event = { ...event, sequence_number: this.lastSequence };
+      raw = undefined;
+    }
     this.accumulator.push(event);
+    if (this.aggregate) {
+      if (isTerminalEventType(event.type)) {
+        this.terminalSent = true;
+        const final = this.accumulator.finalResponse();
+        if (final) {
+          this.exchange.finalResponse = final;
+          return this.runBeforeFinal(final);
+        }
+      }
+      return;
+    }
     if (isTerminalEventType(event.type)) {
       this.terminalSent = true;
       const final = this.accumulator.finalResponse();
@@ -405,6 +465,19 @@ export class ResponsePipeline {
     return (async () => {
       for (const hook of this.exchange.beforeFinal) await hook(final, this.exchange);
     })();
+  }
+
+  /** Aggregate mode: the whole stream answered as one JSON Response (or an error envelope). */
+  private writeAggregate(): void {
+    const final = this.exchange.finalResponse;
+    if (final) {
+      this.writeOut(JSON.stringify(final));
+      return;
+    }
+    const error = relayError('stream_incomplete');
+    this.status = error.status;
+    this.headers = { 'content-type': 'application/json', 'x-request-id': this.exchange.requestId };
+    this.writeOut(JSON.stringify(error.toEnvelope()));
   }
 
   private flushOut(): void {

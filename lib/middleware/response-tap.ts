@@ -46,12 +46,17 @@ export function tapResponse(exchange: Exchange, options: ResponsePipelineOptions
   res[TAPPED] = true;
   const raw = keepOriginalMethods(res);
   let pipeline: ResponsePipeline | undefined;
+  let upstreamSource: Readable | undefined;
   let finishing = false;
   let drainRequested = false;
 
   const start = (): ResponsePipeline => {
     if (!pipeline) {
       pipeline = new ResponsePipeline(exchange, responseSink(res, raw), options);
+      pipeline.setUpstreamAbort(() => {
+        upstreamSource?.unpipe(res);
+        upstreamSource?.destroy();
+      });
       pipeline.begin(res.statusCode, res.getHeaders());
     }
     return pipeline;
@@ -114,6 +119,7 @@ export function tapResponse(exchange: Exchange, options: ResponsePipelineOptions
   // http-proxy pipes the upstream response into `res`: watch it for a broken upstream and stop it
   // when the client leaves.
   res.on('pipe', (source: Readable & { complete?: boolean }) => {
+    upstreamSource = source;
     const fail = (error: Error): void => {
       source.unpipe(res);
       finish({ kind: 'error', error });
