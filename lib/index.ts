@@ -40,3 +40,75 @@ export {
   type RelayMiddleware,
   type StreamTransformOptions,
 } from './middleware/stream-transform';
+
+// Pure protocol code (no I/O).
+export {
+  SseParser,
+  SseLineTooLongError,
+  serializeSseMessage,
+  serializeSseComment,
+  serializeStreamEvent,
+  isDoneSentinel,
+  SSE_DONE,
+  type SseMessage,
+  type SseParserOptions,
+} from './protocol/sse';
+export { ResponseAccumulator } from './protocol/accumulator';
+export {
+  analyzePairing,
+  isSelfContained,
+  pairingError,
+  pairingErrorMessage,
+  repairPairing,
+  type CallRef,
+  type PairingReport,
+  type PairingError,
+  type RepairResult,
+  type AnalyzeOptions,
+} from './protocol/pairing';
+export {
+  normalizeInput,
+  toInputItems,
+  classifyItem,
+  CALL_KINDS,
+  type CallKind,
+  type ItemClass,
+} from './protocol/items';
+export { newResponseId, newItemId, newCallId, isResponseId, hasItemIdPrefix } from './protocol/ids';
+export {
+  normalizeErrorBody,
+  errorTypeForStatus,
+  isPreviousResponseNotFound,
+  errorFromStreamEvent,
+  toStreamErrorEvent,
+  toWebSocketErrorFrame,
+  pickPreservedHeaders,
+  PRESERVED_ERROR_HEADERS,
+  type NormalizeErrorInput,
+} from './protocol/errors';
+export {
+  RelayError,
+  relayError,
+  toRelayError,
+  isRelayError,
+  RELAY_ERRORS,
+  type RelayErrorKind,
+} from './protocol/relay-errors';
+export {
+  sanitizeText,
+  truncateText,
+  redactHeaders,
+  SENSITIVE_HEADERS,
+  REDACTED,
+} from './protocol/sanitize';
+export {
+  parseRetryAfterMs,
+  classifyStatus,
+  classifyConnectionError,
+  classifyStreamFailure,
+  backoffDelayMs,
+  retryDelayMs,
+  type RetryDecision,
+  type RetryReason,
+} from './protocol/retry-hints';
+export { streamFailureEvents } from './middleware/stream-failure';
