@@ -93,9 +93,14 @@ export class Exchange {
   /** The body's bytes as the client sent them, when the relay read them itself. */
   rawBody: Buffer | undefined;
   private bodyReplaced = false;
-  /** True when the client asked for a stream (`"stream": true` in the body; never `Accept`). */
+  /** The body as the client sent it (middlewares replace `body`, never this object). */
+  clientBody: ResponseCreateBody | undefined;
+  /**
+   * True when the client asked for a stream (`"stream": true` in the client's own body, never
+   * `Accept`), whatever a middleware later sent upstream.
+   */
   get streamRequested(): boolean {
-    return this.body?.stream === true;
+    return (this.clientBody ?? this.body)?.stream === true;
   }
   /** Stage factories in mount order, one per name. */
   readonly stages: Array<{ name: string; create: StreamStageFactory }> = [];
@@ -139,8 +144,11 @@ export class Exchange {
 
   /** Replaces the body sent upstream (the client's own object is never mutated). */
   replaceBody(body: ResponseCreateBody): void {
+    this.clientBody ??= this.body;
     this.body = body;
     this.bodyReplaced = true;
+    // A stock proxy with http-proxy-middleware's `fixRequestBody` sends `req.body`.
+    (this.req as IncomingMessage & { body?: unknown }).body = body;
   }
 
   /** True when some middleware needs to see or rewrite the response. */

@@ -94,5 +94,9 @@ export async function readRequestBody(
   }
   if (!isJsonObject(parsed)) throw relayError('invalid_json', { reason: 'not_an_object' });
   exchange.body = parsed as ResponseCreateBody;
+  exchange.clientBody = exchange.body;
   exchange.rawBody = raw;
+  // The stream is consumed now: a stock proxy after the relay sends `req.body` through
+  // http-proxy-middleware's `fixRequestBody` (relayProxyOptions() needs nothing).
+  req.body ??= parsed;
 }
