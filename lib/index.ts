@@ -112,3 +112,11 @@ export {
   type RetryReason,
 } from './protocol/retry-hints';
 export { streamFailureEvents } from './middleware/stream-failure';
+
+// Upstream profiles (request normalization per backend).
+export * from './profiles';
+export {
+  upstreamProfile,
+  VENDOR_EVENTS_STAGE,
+  type UpstreamProfileOptions,
+} from './middleware/upstream-profile';
