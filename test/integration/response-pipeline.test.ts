@@ -128,6 +128,24 @@ describe.each(modes)('the response pipeline in $name', ({ proxy }) => {
     expect(received).toBe(1);
   });
 
+  it('forwards the upstream bytes of every event a stage passed on unchanged', async () => {
+    // Odd spacing and key order: any re-serialisation would show.
+    const raw =
+      '{ "sequence_number" : 1, "type":"response.output_text.delta",  "delta":"\\u00e9" }';
+    const gateway = await setup(
+      (req, res) => {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.end(
+          sse(created) + `event: response.output_text.delta\ndata: ${raw}\n\n` + sse(completed),
+        );
+      },
+      streamTransform({ name: 'pass', onEvent: (event, emit) => emit(event) }),
+    );
+    const events = await (await postSse(`${gateway.url}/v1/responses`, { stream: true })).done;
+    expect(events[1]?.data).toBe(raw);
+  });
+
   it('keeps event order when a stage is asynchronous', async () => {
     const gateway = await setup(
       (req, res) => {
