@@ -120,3 +120,4 @@ export {
   VENDOR_EVENTS_STAGE,
   type UpstreamProfileOptions,
 } from './middleware/upstream-profile';
+export * from './store';

@@ -3,7 +3,7 @@
  * `redis-server` from PATH on a free loopback port (stopped at the end of the run), else a clear
  * failure. No mocks: every test that touches state talks to a real server.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 
 export interface SpawnedRedis {
@@ -89,3 +89,15 @@ export async function spawnRedis(
 export const NO_REDIS_MESSAGE =
   'No Redis server for the tests: set REDIS_URL, run one on 127.0.0.1:6379, or install redis-server ' +
   '(Debian: apt-get install redis-server) so the test harness can start one on a free port.';
+
+/**
+ * Why tests that must start their own `redis-server` (to kill it, or to build a cluster) cannot
+ * run here, or null when they can.
+ */
+export function redisServerUnavailableReason(): string | null {
+  const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) {
+    return 'redis-server is not on PATH, so the test cannot start its own Redis server (Debian: apt-get install redis-server)';
+  }
+  return null;
+}

@@ -1,0 +1,362 @@
+/**
+ * RedisSessionStore: session state shared by every gateway instance through Redis or Redis Cluster,
+ * on an ioredis client the user built. One round trip per operation, atomic idempotent scripts,
+ * tenant-tagged keys, and a deadline on everything.
+ */
+import type { Cluster, Redis } from 'ioredis';
+import {
+  assembleChain,
+  assertLookupId,
+  assertTenant,
+  assertWriteId,
+  decodeRecord,
+  encodeRecord,
+  shownId,
+} from './codec';
+import { backendError, withDeadline } from './deadline';
+import { KeyLayout, keySegment, validateKeyPrefix } from './keys';
+import {
+  DEFAULT_OPERATION_TIMEOUT_MS,
+  positiveInteger,
+  resolveLimits,
+  type SessionStoreLimitOptions,
+  type StoreLimits,
+} from './limits';
+import { SCRIPTS, type ScriptName } from './redis-scripts';
+import {
+  SessionStoreError,
+  type ExpandedChain,
+  type SessionStore,
+  type StoredResponse,
+} from './session-store';
+
+/** An ioredis client: a standalone/Sentinel `Redis` or a `Cluster`, in either reply mapping. */
+export type RedisSessionStoreClient = Redis | Redis<'resp3'> | Cluster | Cluster<'resp3'>;
+
+export interface RedisSessionStoreOptions extends SessionStoreLimitOptions {
+  /**
+   * The client to use, built and owned by you (`new Redis(url)` or `new Cluster(nodes)`). The store
+   * registers its scripts on it (`defineCommand`, names starting with `responsesRelay`) and never
+   * quits it unless `closeClient` is true.
+   *
+   * Recommended for relay use: `maxRetriesPerRequest: 1` (or 2) and `commandTimeout` close to
+   * `operationTimeoutMs`, so commands that outlived the store's deadline do not pile up in the
+   * offline queue during an outage. The store bounds every operation itself either way.
+   * @example
+   * new RedisSessionStore({ redis: new Redis(process.env.REDIS_URL!, { maxRetriesPerRequest: 1 }) })
+   */
+  redis: RedisSessionStoreClient;
+  /**
+   * First part of every key (`<keyPrefix>:{<tenant>}:…`). No braces or whitespace.
+   * @default 'relay'
+   */
+  keyPrefix?: string;
+  /**
+   * Deadline for each operation. Past it the operation rejects with `store_timeout` (the
+   * connection is up but Redis did not answer) or `store_unavailable` (the client is not
+   * connected), whatever the client's own retry settings.
+   * @default 1000
+   */
+  operationTimeoutMs?: number;
+  /**
+   * Reject at once with `store_unavailable` while the client is not connected (status other than
+   * `ready`, `wait`), instead of letting the operation wait for a reconnection up to the deadline.
+   * Faster answers during an outage; a short blip (a dropped connection re-established in
+   * milliseconds) then fails the operations that arrive during it.
+   * @default false
+   */
+  failFast?: boolean;
+  /**
+   * Quit the client in `close()`.
+   * @default false
+   */
+  closeClient?: boolean;
+}
+
+export const DEFAULT_KEY_PREFIX = 'relay';
+
+type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
+
+/** The part of an ioredis client the store uses. */
+interface ClientPort {
+  status: string;
+  get(key: string): Promise<string | null>;
+  defineCommand(name: string, definition: { lua: string; numberOfKeys?: number }): void;
+  quit(): Promise<unknown>;
+  disconnect(): void;
+}
+
+const OWNER = 'RedisSessionStore';
+
+/**
+ * A SessionStore on Redis or Redis Cluster. See lib/store/README.md for the key layout and the
+ * scripts; every method is one command (one round trip) on the server.
+ */
+export class RedisSessionStore implements SessionStore {
+  readonly keyPrefix: string;
+  readonly limits: StoreLimits;
+  readonly operationTimeoutMs: number;
+  private readonly client: ClientPort;
+  private readonly keys: KeyLayout;
+  private readonly failFast: boolean;
+  private readonly closeClient: boolean;
+  private closed = false;
+
+  constructor(options: RedisSessionStoreOptions) {
+    if (typeof options !== 'object' || options === null || typeof options.redis !== 'object') {
+      throw new TypeError(`${OWNER} options.redis must be an ioredis Redis or Cluster instance`);
+    }
+    this.client = options.redis as unknown as ClientPort;
+    if (typeof this.client.defineCommand !== 'function' || typeof this.client.get !== 'function') {
+      throw new TypeError(`${OWNER} options.redis must be an ioredis Redis or Cluster instance`);
+    }
+    this.keyPrefix = validateKeyPrefix(OWNER, options.keyPrefix ?? DEFAULT_KEY_PREFIX);
+    this.keys = new KeyLayout(this.keyPrefix);
+    this.limits = resolveLimits(OWNER, options);
+    this.operationTimeoutMs = positiveInteger(
+      OWNER,
+      'operationTimeoutMs',
+      options.operationTimeoutMs,
+      DEFAULT_OPERATION_TIMEOUT_MS,
+    );
+    this.failFast = options.failFast ?? false;
+    this.closeClient = options.closeClient ?? false;
+    const host = this.client as unknown as Record<string, unknown>;
+    for (const script of Object.values(SCRIPTS)) {
+      // Several stores (or library copies of the same version) may share one client.
+      if (typeof host[script.name] !== 'function') {
+        this.client.defineCommand(script.name, {
+          lua: script.lua,
+          numberOfKeys: script.numberOfKeys,
+        });
+      }
+    }
+  }
+
+  async putResponse(record: StoredResponse): Promise<void> {
+    this.assertOpen();
+    const encoded = encodeRecord(record, this.limits.maxResponseBytes);
+    const { tenant, id, parentId } = encoded;
+    const segment = keySegment(id);
+    const parentSegment = parentId === null ? '' : keySegment(parentId);
+    const key = this.keys.record(tenant, segment);
+    const reply = await this.script('put', 'putResponse', [
+      key,
+      this.keys.index(tenant),
+      parentId === null ? key : this.keys.record(tenant, parentSegment),
+      segment,
+      parentSegment,
+      encoded.hash,
+      encoded.json,
+      this.limits.ttlMs,
+      this.limits.maxEntriesPerTenant,
+      this.limits.maxChainDepth,
+      this.limits.maxChainBytes,
+    ]);
+    const [status, value] = scriptReply(reply);
+    switch (status) {
+      case 'ok':
+        return;
+      case 'conflict':
+        throw new SessionStoreError(
+          'conflict',
+          `response ${shownId(id)} is already stored with different content`,
+          { responseId: id },
+        );
+      case 'parent_not_found':
+        throw new SessionStoreError(
+          'parent_not_found',
+          `parent response ${shownId(parentId)} of ${shownId(id)} is not stored for this tenant`,
+          { responseId: id },
+        );
+      default:
+        throw this.replyError(status, value, id);
+    }
+  }
+
+  async getResponse(tenant: string, id: string): Promise<StoredResponse | null> {
+    this.assertOpen();
+    assertTenant(tenant);
+    assertLookupId('id', id);
+    const key = this.keys.record(tenant, keySegment(id));
+    const value = await this.run('getResponse', () => this.client.get(key));
+    if (value === null) return null;
+    const json = storedJson(value);
+    if (json === null) throw corrupt(id);
+    return decodeRecord(tenant, json);
+  }
+
+  async expandChain(tenant: string, id: string): Promise<ExpandedChain | null> {
+    this.assertOpen();
+    assertTenant(tenant);
+    assertLookupId('id', id);
+    const segment = keySegment(id);
+    const reply = await this.script('expand', 'expandChain', [
+      this.keys.record(tenant, segment),
+      this.keys.index(tenant),
+      segment,
+      this.limits.ttlMs,
+      this.limits.maxChainDepth,
+      this.limits.maxChainBytes,
+    ]);
+    if (!Array.isArray(reply) || reply.length === 0) throw corrupt(id);
+    const status = String(reply[0]);
+    if (status === 'not_found' || status === 'broken') return null;
+    if (status !== 'ok') throw this.replyError(status, Number(reply[1]), id);
+    const bytes = Number(reply[2]);
+    const jsons: string[] = [];
+    for (let i = reply.length - 1; i >= 3; i -= 1) jsons.push(String(reply[i]));
+    return assembleChain(tenant, jsons, bytes);
+  }
+
+  async deleteResponse(tenant: string, id: string): Promise<boolean> {
+    this.assertOpen();
+    assertTenant(tenant);
+    assertLookupId('id', id);
+    const segment = keySegment(id);
+    const reply = await this.script('delete', 'deleteResponse', [
+      this.keys.record(tenant, segment),
+      this.keys.index(tenant),
+      segment,
+    ]);
+    return Number(reply) === 1;
+  }
+
+  async setSessionHead(tenant: string, sessionKey: string, responseId: string): Promise<void> {
+    this.assertOpen();
+    assertTenant(tenant);
+    assertLookupId('sessionKey', sessionKey);
+    assertWriteId('responseId', responseId);
+    const segment = keySegment(sessionKey);
+    const reply = await this.script('setHead', 'setSessionHead', [
+      this.keys.head(tenant, segment),
+      this.keys.index(tenant),
+      segment,
+      responseId,
+      this.limits.ttlMs,
+      this.limits.maxEntriesPerTenant,
+    ]);
+    const [status, value] = scriptReply(reply);
+    if (status !== 'ok') throw this.replyError(status, value, undefined);
+  }
+
+  async getSessionHead(tenant: string, sessionKey: string): Promise<string | null> {
+    this.assertOpen();
+    assertTenant(tenant);
+    assertLookupId('sessionKey', sessionKey);
+    const key = this.keys.head(tenant, keySegment(sessionKey));
+    return this.run('getSessionHead', () => this.client.get(key));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.closeClient) return;
+    try {
+      await withDeadline(
+        this.client.quit(),
+        this.operationTimeoutMs,
+        () => new Error('quit timed out'),
+      );
+    } catch {
+      this.client.disconnect();
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed)
+      throw new SessionStoreError('store_unavailable', 'the session store is closed');
+  }
+
+  private script(name: ScriptName, operation: string, args: (string | number)[]): Promise<unknown> {
+    const fn = (this.client as unknown as Record<string, ScriptFn>)[SCRIPTS[name].name];
+    if (typeof fn !== 'function') {
+      throw new SessionStoreError(
+        'store_unavailable',
+        `script ${SCRIPTS[name].name} is not defined`,
+      );
+    }
+    return this.run(operation, () => fn.apply(this.client, args));
+  }
+
+  /** Runs one client call under the store's deadline, mapping every failure to a typed error. */
+  private async run<T>(operation: string, send: () => Promise<T>): Promise<T> {
+    const status = this.client.status;
+    if (status === 'end' || (this.failFast && status !== 'ready' && status !== 'wait')) {
+      throw new SessionStoreError(
+        'store_unavailable',
+        `session store ${operation}: the Redis client is ${status}`,
+      );
+    }
+    try {
+      return await withDeadline(send(), this.operationTimeoutMs, () => {
+        const now = this.client.status;
+        return now === 'ready'
+          ? new SessionStoreError(
+              'store_timeout',
+              `session store ${operation}: Redis did not answer within ${this.operationTimeoutMs} ms`,
+            )
+          : new SessionStoreError(
+              'store_unavailable',
+              `session store ${operation}: Redis is unreachable (client ${now}) after ${this.operationTimeoutMs} ms`,
+            );
+      });
+    } catch (error) {
+      throw backendError(operation, error);
+    }
+  }
+
+  private replyError(
+    status: string,
+    value: number,
+    responseId: string | undefined,
+  ): SessionStoreError {
+    const about = responseId === undefined ? {} : { responseId };
+    switch (status) {
+      case 'chain_too_deep':
+        return new SessionStoreError(
+          'chain_too_deep',
+          `the chain of ${shownId(responseId ?? null)} has ${value} responses, over the store's limit of ${this.limits.maxChainDepth}`,
+          { ...about, limit: this.limits.maxChainDepth, actual: value },
+        );
+      case 'chain_too_large':
+        return new SessionStoreError(
+          'chain_too_large',
+          `the chain of ${shownId(responseId ?? null)} is ${value} bytes, over the store's limit of ${this.limits.maxChainBytes}`,
+          { ...about, limit: this.limits.maxChainBytes, actual: value },
+        );
+      case 'tenant_quota_exceeded':
+        return new SessionStoreError(
+          'tenant_quota_exceeded',
+          `the tenant already holds ${value} entries, the store's limit is ${this.limits.maxEntriesPerTenant}`,
+          { ...about, limit: this.limits.maxEntriesPerTenant, actual: value },
+        );
+      default:
+        return corrupt(responseId ?? '');
+    }
+  }
+}
+
+function scriptReply(reply: unknown): [string, number] {
+  if (!Array.isArray(reply) || reply.length === 0) return ['corrupt', 0];
+  return [String(reply[0]), Number(reply[1] ?? 0)];
+}
+
+/** The JSON part of a stored value (`1:<depth>:<chain>:<parent>:<hash>:<json>`), or null. */
+function storedJson(value: string): string | null {
+  if (!value.startsWith('1:')) return null;
+  let at = 1;
+  for (let i = 0; i < 4; i += 1) {
+    at = value.indexOf(':', at + 1);
+    if (at < 0) return null;
+  }
+  return value.slice(at + 1);
+}
+
+function corrupt(responseId: string): SessionStoreError {
+  return new SessionStoreError(
+    'store_unavailable',
+    `the stored entry for ${shownId(responseId ?? null)} is not in this store's format (another writer under the same keyPrefix?)`,
+    { responseId },
+  );
+}
