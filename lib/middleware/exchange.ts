@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ResponseAccumulator } from '../protocol/accumulator';
 import type {
+  OpenAIErrorBody,
   OpenAIErrorEnvelope,
   ResponseCreateBody,
   ResponseObject,
@@ -83,6 +84,44 @@ export type BeforeFinalHook = (
   exchange: Exchange,
 ) => Promise<void> | void;
 
+/** What the retry guard asks the transport to do: try again after `delayMs`. */
+export interface RetryPlan {
+  delayMs: number;
+  reason: string;
+}
+
+/**
+ * The retry guard's decisions for one exchange. The proxy adapter asks it before anything reached
+ * the client; once anything did, it is never asked again.
+ */
+export interface AttemptPolicy {
+  /** Hold the stream's prelude back until the first output event, so early failures stay retryable. */
+  readonly holdPrelude: boolean;
+  /** The longest the prelude is held (then it is released and the attempt can no longer be retried). */
+  readonly preludeTimeoutMs: number;
+  /** The upstream answered an error status (its body buffered, bounded). */
+  onStatus(
+    status: number,
+    headers: Record<string, string | string[] | undefined>,
+    body: Buffer,
+  ): Promise<RetryPlan | undefined>;
+  /** The upstream could not be reached, or the connection broke before a response. */
+  onConnectionError(error: Error): RetryPlan | undefined;
+  /** The stream failed before any output (`error` event, `response.failed`, or a cut: undefined). */
+  onStreamFailure(error: OpenAIErrorBody | undefined): RetryPlan | undefined;
+  /** Headers for the client's response (`x-relay-attempts`, `x-should-retry`). */
+  finalHeaders(status: number): Record<string, string>;
+}
+
+/** Rebuilds state before an attempt (e.g. the chaining expansion runs again). */
+export type BeforeAttemptHook = (attempt: number, exchange: Exchange) => Promise<void> | void;
+
+/**
+ * Asked when the upstream answered `previous_response_not_found`: return true when the next
+ * attempt's body was rebuilt so that it no longer needs the anchor (a self-contained history).
+ */
+export type AnchorLostHook = (exchange: Exchange) => Promise<boolean> | boolean;
+
 const EXCHANGE_KEY = Symbol.for('responses-relay.exchange');
 
 export class Exchange {
@@ -112,6 +151,14 @@ export class Exchange {
   finalResponse: ResponseObject | undefined;
   /** The number of upstream attempts made so far. */
   attempts = 0;
+  /** The retry guard's policy, when one is mounted. */
+  attemptPolicy: AttemptPolicy | undefined;
+  /** Hooks awaited before every attempt after the first. */
+  readonly beforeAttempt: BeforeAttemptHook[] = [];
+  /** Hooks asked when the upstream lost the anchor (`previous_response_not_found`). */
+  readonly anchorLost: AnchorLostHook[] = [];
+  /** True once the client went away: no further attempt starts. */
+  aborted = false;
   /**
    * Serve an SSE upstream response as one JSON Response (a non-stream client in front of a
    * stream-only upstream). Set by a middleware that forced `stream: true` upstream.

@@ -13,9 +13,10 @@ import type {
 } from 'node:http';
 import type { Socket } from 'node:net';
 import { createProxyMiddleware, type Options, type RequestHandler } from 'http-proxy-middleware';
-import { relayError, type RelayError } from '../protocol/relay-errors';
+import { relayError, toRelayError, type RelayError } from '../protocol/relay-errors';
 import { responseSink } from './client-sink';
-import { getExchange, type Exchange } from './exchange';
+import { sendRelayError } from './send-error';
+import { getExchange, type Exchange, type RetryPlan } from './exchange';
 import { ResponsePipeline, type ResponsePipelineOptions } from './response-pipeline';
 
 /** Hop-by-hop headers never copied from the upstream response. */
@@ -45,6 +46,33 @@ interface AttemptState {
   proxyRes?: IncomingMessage;
   pipeline?: ResponsePipeline;
   abortWatched?: boolean;
+  /** The options http-proxy used for the first attempt: a retry reuses them. */
+  options?: object;
+  timer?: NodeJS.Timeout;
+}
+
+/** The part of http-proxy's server a retry needs (the `this` of its event listeners). */
+interface ProxyServerLike {
+  web(req: IncomingMessage, res: ServerResponse, options: object): void;
+}
+
+/** The largest error body read to decide on a retry (the rest is dropped). */
+const ERROR_BODY_LIMIT = 64 * 1024;
+
+function readBounded(stream: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    stream.on('data', (chunk: Buffer) => {
+      if (size >= limit) return;
+      const piece = chunk.length > limit - size ? chunk.subarray(0, limit - size) : chunk;
+      chunks.push(piece);
+      size += piece.length;
+    });
+    stream.once('end', () => resolve(Buffer.concat(chunks, size)));
+    stream.once('close', () => resolve(Buffer.concat(chunks, size)));
+    stream.once('error', reject);
+  });
 }
 
 const ATTEMPT = new WeakMap<Exchange, AttemptState>();
@@ -75,21 +103,6 @@ function connectionError(error: Error & { code?: string }): RelayError {
   return relayError('upstream_unreachable');
 }
 
-function writeRelayError(res: ServerResponse, exchange: Exchange, error: RelayError): void {
-  if (res.headersSent || res.writableEnded || res.destroyed) {
-    if (!res.writableEnded) res.end();
-    return;
-  }
-  const body = JSON.stringify(error.toEnvelope());
-  res.writeHead(error.status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
-    'x-request-id': exchange.requestId,
-    ...error.headers,
-  });
-  res.end(body);
-}
-
 /**
  * Options for `createProxyMiddleware` that plug the relay into your proxy.
  *
@@ -104,14 +117,77 @@ export function relayProxyOptions(
   input: RelayProxyOptionsInput = {},
 ): Options<IncomingMessage, ServerResponse> {
   const user = input.on ?? {};
+
+  /** Runs the next attempt after the plan's delay, unless the client left meanwhile. */
+  const retry = (server: ProxyServerLike, exchange: Exchange, plan: RetryPlan): void => {
+    const state = attemptState(exchange);
+    state.proxyReq = undefined;
+    state.proxyRes = undefined;
+    state.timer = setTimeout(() => {
+      state.timer = undefined;
+      void (async () => {
+        for (const hook of exchange.beforeAttempt) {
+          if (exchange.aborted) return;
+          await hook(exchange.attempts + 1, exchange);
+        }
+        if (exchange.aborted || !state.options) return;
+        server.web(exchange.req, exchange.res, state.options);
+      })().catch((error: unknown) => {
+        sendRelayError(exchange, toRelayError(error));
+      });
+    }, plan.delayMs);
+  };
+
+  const deliver = (
+    exchange: Exchange,
+    proxyRes: IncomingMessage,
+    pipeline: ResponsePipeline,
+    prefix: Buffer | undefined,
+  ): void => {
+    const res = exchange.res;
+    pipeline.setUpstreamAbort(() => proxyRes.destroy());
+    pipeline.begin(proxyRes.statusCode ?? 502, responseHeaders(proxyRes));
+    let ended = false;
+    const finish = (error?: Error): void => {
+      if (ended) return;
+      ended = true;
+      pipeline
+        .finish(error ? { kind: 'error', error } : { kind: 'eof' })
+        .catch((failure: unknown) => res.destroy(failure instanceof Error ? failure : undefined));
+    };
+    if (prefix) {
+      pipeline.push(prefix);
+      if (proxyRes.readableEnded || proxyRes.destroyed) {
+        finish(
+          proxyRes.complete
+            ? undefined
+            : new Error('upstream connection closed before the body ended'),
+        );
+        return;
+      }
+    }
+    proxyRes.on('data', (chunk: Buffer) => {
+      if (!pipeline.push(chunk)) {
+        proxyRes.pause();
+        pipeline.onDrain(() => proxyRes.resume());
+      }
+    });
+    proxyRes.once('end', () => finish());
+    proxyRes.once('error', (error) => finish(error));
+    proxyRes.once('close', () => {
+      if (!proxyRes.complete) finish(new Error('upstream connection closed before the body ended'));
+    });
+  };
+
   return {
     selfHandleResponse: true,
     on: {
-      proxyReq(proxyReq, req, res) {
+      proxyReq(proxyReq, req, res, options) {
         const exchange = getExchange(req, res);
         const state = attemptState(exchange);
         exchange.attempts += 1;
         state.proxyReq = proxyReq;
+        state.options = options;
         const parsed = (req as IncomingMessage & { body?: unknown }).body;
         const body =
           exchange.upstreamBody() ??
@@ -130,52 +206,66 @@ export function relayProxyOptions(
           state.abortWatched = true;
           res.once('close', () => {
             if (res.writableFinished) return;
+            exchange.aborted = true;
+            if (state.timer) clearTimeout(state.timer);
             state.proxyReq?.destroy();
             state.proxyRes?.destroy();
           });
         }
         user.proxyReq?.(proxyReq, req, res);
       },
-      proxyRes(proxyRes, req, res) {
+      proxyRes(this: unknown, proxyRes, req, res) {
+        const server = this as ProxyServerLike;
         const exchange = getExchange(req, res);
         const state = attemptState(exchange);
         state.proxyRes = proxyRes;
         const pipeline = new ResponsePipeline(exchange, responseSink(res), input);
         state.pipeline = pipeline;
-        pipeline.setUpstreamAbort(() => proxyRes.destroy());
-        pipeline.begin(proxyRes.statusCode ?? 502, responseHeaders(proxyRes));
-        let ended = false;
-        const finish = (error?: Error): void => {
-          if (ended) return;
-          ended = true;
-          pipeline
-            .finish(error ? { kind: 'error', error } : { kind: 'eof' })
-            .catch((failure: unknown) =>
-              res.destroy(failure instanceof Error ? failure : undefined),
-            );
-        };
-        proxyRes.on('data', (chunk: Buffer) => {
-          if (!pipeline.push(chunk)) {
-            proxyRes.pause();
-            pipeline.onDrain(() => proxyRes.resume());
-          }
-        });
-        proxyRes.once('end', () => finish());
-        proxyRes.once('error', (error) => finish(error));
-        proxyRes.once('close', () => {
-          if (!proxyRes.complete)
-            finish(new Error('upstream connection closed before the body ended'));
-        });
+        const policy = exchange.attemptPolicy;
         user.proxyRes?.(proxyRes, req, res);
+        if (!policy || res.headersSent) {
+          deliver(exchange, proxyRes, pipeline, undefined);
+          return;
+        }
+        pipeline.setRetryHandler((plan) => retry(server, exchange, plan));
+        const status = proxyRes.statusCode ?? 502;
+        if (status < 400) {
+          deliver(exchange, proxyRes, pipeline, undefined);
+          return;
+        }
+        // An error status: read its body (bounded) to decide, before anything reaches the client.
+        readBounded(proxyRes, ERROR_BODY_LIMIT).then(
+          async (body) => {
+            const plan = exchange.aborted
+              ? undefined
+              : await policy.onStatus(status, proxyRes.headers, body);
+            if (plan && !res.headersSent) {
+              proxyRes.destroy();
+              retry(server, exchange, plan);
+              return;
+            }
+            deliver(exchange, proxyRes, pipeline, body);
+          },
+          (error: unknown) => sendRelayError(exchange, toRelayError(error)),
+        );
       },
-      error(error, req, res) {
+      error(this: unknown, error, req, res) {
         const response = res as ServerResponse;
         if (typeof response.writeHead !== 'function') {
           (res as Socket).destroy();
           return;
         }
         const exchange = getExchange(req, response);
-        writeRelayError(response, exchange, connectionError(error));
+        const policy = exchange.attemptPolicy;
+        const state = attemptState(exchange);
+        if (policy && !response.headersSent && !exchange.aborted && !state.proxyRes) {
+          const plan = policy.onConnectionError(error);
+          if (plan) {
+            retry(this as ProxyServerLike, exchange, plan);
+            return;
+          }
+        }
+        sendRelayError(exchange, connectionError(error));
         user.error?.(error, req, res);
       },
     },

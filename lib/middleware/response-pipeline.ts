@@ -7,6 +7,7 @@
  */
 import type { OutgoingHttpHeaders } from 'node:http';
 import { ResponseAccumulator } from '../protocol/accumulator';
+import { errorFromStreamEvent } from '../protocol/errors';
 import { relayError } from '../protocol/relay-errors';
 import {
   SseParser,
@@ -17,10 +18,11 @@ import {
 import {
   isJsonObject,
   isTerminalEventType,
+  type OpenAIErrorBody,
   type ResponseObject,
   type StreamEvent,
 } from '../protocol/types';
-import type { Exchange, StageContext, StreamEnd, StreamStage } from './exchange';
+import type { Exchange, RetryPlan, StageContext, StreamEnd, StreamStage } from './exchange';
 
 /** Where the pipeline writes: the client's response (or, in tap mode, its original methods). */
 export interface ClientSink {
@@ -87,6 +89,11 @@ export class ResponsePipeline {
   private lastSequence = -1;
   private finished: Promise<void> | undefined;
   private upstreamAbort: (() => void) | undefined;
+  private retryHandler: ((plan: RetryPlan) => void) | undefined;
+  /** True while the prelude is held back (nothing reaches the client; the attempt may be retried). */
+  private holding = false;
+  private holdTimer: NodeJS.Timeout | undefined;
+  private abandoned = false;
   private readonly maxErrorBodyBytes: number;
   private readonly maxJsonBodyBytes: number;
   private readonly context: StageContext;
@@ -116,6 +123,19 @@ export class ResponsePipeline {
     this.upstreamAbort = abort;
   }
 
+  /**
+   * Lets the pipeline abandon this attempt for a new one (proxy mode): while nothing has reached
+   * the client, a stream that fails before any output is retried instead of delivered.
+   */
+  setRetryHandler(handler: (plan: RetryPlan) => void): void {
+    this.retryHandler = handler;
+  }
+
+  /** True when this attempt was given up for a retry; it writes nothing more. */
+  get isAbandoned(): boolean {
+    return this.abandoned;
+  }
+
   /** Stops reading the upstream and ends the client's response through the stages. */
   abort(end: StreamEnd): void {
     if (this.finished) return;
@@ -137,6 +157,8 @@ export class ResponsePipeline {
   begin(status: number, headers: OutgoingHttpHeaders): void {
     this.status = status;
     this.headers = { ...headers };
+    const policy = this.exchange.attemptPolicy;
+    if (policy) Object.assign(this.headers, policy.finalHeaders(status));
     const contentType = headerValue(headers, 'content-type');
     if (
       status >= 200 &&
@@ -146,6 +168,7 @@ export class ResponsePipeline {
     ) {
       this.mode = 'sse';
       this.aggregate = this.exchange.aggregateStream;
+      this.holding = policy?.holdPrelude === true && this.retryHandler !== undefined;
       delete this.headers['content-length'];
       if (this.aggregate) {
         this.headers['content-type'] = 'application/json';
@@ -238,6 +261,7 @@ export class ResponsePipeline {
   }
 
   private async finishOnce(end: StreamEnd): Promise<void> {
+    if (this.abandoned) return;
     const effectiveEnd: StreamEnd = this.failure ? { kind: 'error', error: this.failure } : end;
     switch (this.mode) {
       case 'sse': {
@@ -250,6 +274,9 @@ export class ResponsePipeline {
         }
         this.pump();
         await this.pumping;
+        if (this.abandoned) return;
+        // Cut before any output while held back: retried as it is, before a stage closes it.
+        if (this.holding && !this.terminalSent && this.tryRetry(undefined)) return;
         for (let index = 0; index < this.stages.length; index += 1) {
           const stage = this.stages[index];
           if (!stage?.onEnd) continue;
@@ -258,8 +285,11 @@ export class ResponsePipeline {
           if (isThenable(result)) await result;
           for (const event of emitted) {
             await this.runStages({ kind: 'event', event, data: '' }, index + 1, true);
+            if (this.abandoned) return;
           }
         }
+        if (this.holding && !this.terminalSent && this.tryRetry(undefined)) return;
+        this.releaseHold();
         if (this.aggregate) this.writeAggregate();
         else this.flushOut();
         break;
@@ -273,6 +303,7 @@ export class ResponsePipeline {
       case 'passthrough':
         break;
     }
+    if (this.abandoned) return;
     if (!this.headWritten) this.writeHead();
     this.sink.end();
   }
@@ -430,7 +461,18 @@ export class ResponsePipeline {
       event = { ...event, sequence_number: this.lastSequence };
       raw = undefined;
     }
+    if (this.abandoned) return;
     this.accumulator.push(event);
+    if (this.holding) {
+      if (event.type === 'error' || event.type === 'response.failed') {
+        if (!this.accumulator.outputStarted && this.tryRetry(errorFromStreamEvent(event))) return;
+        this.releaseHold();
+      } else if (this.accumulator.outputStarted || isTerminalEventType(event.type)) {
+        this.releaseHold();
+      } else {
+        this.startHoldTimer();
+      }
+    }
     if (this.aggregate) {
       if (isTerminalEventType(event.type)) {
         this.terminalSent = true;
@@ -480,7 +522,45 @@ export class ResponsePipeline {
     this.writeOut(JSON.stringify(error.toEnvelope()));
   }
 
+  /** Asks the retry guard whether this attempt should be retried; if so, abandons it. */
+  private tryRetry(error: OpenAIErrorBody | undefined): boolean {
+    const policy = this.exchange.attemptPolicy;
+    const handler = this.retryHandler;
+    if (!policy || !handler || this.headWritten || this.exchange.aborted) return false;
+    const plan = policy.onStreamFailure(error);
+    if (!plan) return false;
+    this.abandoned = true;
+    this.clearHoldTimer();
+    this.queue.length = 0;
+    this.out = [];
+    this.upstreamAbort?.();
+    handler(plan);
+    return true;
+  }
+
+  private startHoldTimer(): void {
+    if (this.holdTimer) return;
+    const timeout = this.exchange.attemptPolicy?.preludeTimeoutMs ?? 0;
+    this.holdTimer = setTimeout(() => {
+      this.holdTimer = undefined;
+      this.releaseHold();
+      if (!this.pumping) this.flushOut();
+    }, timeout);
+  }
+
+  private clearHoldTimer(): void {
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
+  }
+
+  /** Ends the hold: what was held goes out with the next flush; no retry is possible after it. */
+  private releaseHold(): void {
+    this.holding = false;
+    this.clearHoldTimer();
+  }
+
   private flushOut(): void {
+    if (this.holding || this.abandoned) return;
     if (this.out.length === 0) return;
     const text = this.out.length === 1 ? (this.out[0] as string) : this.out.join('');
     this.out = [];
@@ -493,6 +573,7 @@ export class ResponsePipeline {
   }
 
   private writeOut(chunk: string | Buffer): void {
+    if (this.abandoned) return;
     if (!this.headWritten) this.writeHead();
     if (this.sink.closed) return;
     if (!this.sink.write(chunk)) this.sinkCongested = true;
