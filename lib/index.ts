@@ -121,3 +121,59 @@ export {
   type UpstreamProfileOptions,
 } from './middleware/upstream-profile';
 export * from './store';
+
+// The middlewares.
+export {
+  errorEnvelope,
+  relayErrorHandler,
+  type ErrorEnvelopeOptions,
+  type ErrorEnvelopeLogger,
+  type RelayErrorHandlerOptions,
+  type RelayErrorHandler,
+} from './middleware/error-envelope';
+export { defaultErrorStatus } from './middleware/error-envelope-rules';
+export {
+  sseCompletion,
+  createSseCompletionStage,
+  SSE_COMPLETION_STAGE,
+  type SseCompletionOptions,
+} from './middleware/sse-completion';
+export { MemoryItemIdAliases, type ItemIdAliases } from './middleware/sse-completion-ids';
+export {
+  responseChaining,
+  isCreateRequest,
+  type ResponseChainingOptions,
+  type ChainingMode,
+} from './middleware/response-chaining';
+export { responseOwnership, type ResponseOwnershipOptions } from './middleware/chaining-ownership';
+export {
+  chainingRouter,
+  pinUpstream,
+  pinnedUpstream,
+  routedUpstream,
+  type ChainingRouter,
+  type ChainingRouterOptions,
+} from './middleware/chaining-router';
+export {
+  sessionFromHeaders,
+  DEFAULT_SESSION_HEADERS,
+  type SessionResolver,
+} from './middleware/chaining-session';
+export { requestCredential, type TenantKeyResolver } from './middleware/chaining-tenant';
+export { type ValidatePolicy } from './middleware/chaining-expand';
+export { type ChainingLogger, type StoreErrorPolicy } from './middleware/chaining-reply';
+export {
+  retryGuard,
+  ExchangeRetryPolicy,
+  type RetryGuardOptions,
+  type RetryEvent,
+  type RetryLogger,
+} from './middleware/retry-guard';
+export { RetryBudget, type RetryBudgetOptions } from './protocol/retry-budget';
+export { sendJson, sendEnvelope, sendRelayError } from './middleware/send-error';
+export {
+  type AttemptPolicy,
+  type RetryPlan,
+  type BeforeAttemptHook,
+  type AnchorLostHook,
+} from './middleware/exchange';

@@ -146,7 +146,9 @@ export function relayProxyOptions(
   ): void => {
     const res = exchange.res;
     pipeline.setUpstreamAbort(() => proxyRes.destroy());
-    pipeline.begin(proxyRes.statusCode ?? 502, responseHeaders(proxyRes));
+    // Headers the gateway set before the proxy (CORS, its own ids) stay, under the upstream's.
+    const headers = { ...exchange.res.getHeaders(), ...responseHeaders(proxyRes) };
+    pipeline.begin(proxyRes.statusCode ?? 502, headers);
     let ended = false;
     const finish = (error?: Error): void => {
       if (ended) return;

@@ -23,6 +23,7 @@ import {
   type StreamEvent,
 } from '../protocol/types';
 import type { Exchange, RetryPlan, StageContext, StreamEnd, StreamStage } from './exchange';
+import { streamFailureEvents } from './stream-failure';
 
 /** Where the pipeline writes: the client's response (or, in tap mode, its original methods). */
 export interface ClientSink {
@@ -343,7 +344,9 @@ export class ResponsePipeline {
       const item = this.queue.shift() as QueueItem;
       const result = this.runStages(item, 0, false);
       if (isThenable(result)) {
-        this.pumping = Promise.resolve(result).then(() => this.continuePump());
+        this.pumping = Promise.resolve(result)
+          .then(() => this.continuePump())
+          .catch((error: unknown) => this.failInternally(error));
         return;
       }
     }
@@ -520,6 +523,30 @@ export class ResponsePipeline {
     this.status = error.status;
     this.headers = { 'content-type': 'application/json', 'x-request-id': this.exchange.requestId };
     this.writeOut(JSON.stringify(error.toEnvelope()));
+  }
+
+  /**
+   * A stage or hook threw: the stream cannot go on faithfully. The client gets the failure events
+   * (an OpenAI `error` and `response.failed`) and the end of the stream, never a crash or a hang.
+   */
+  private failInternally(error: unknown): void {
+    this.pumping = undefined;
+    this.queue.length = 0;
+    this.failure = error instanceof Error ? error : new Error(String(error));
+    this.holding = false;
+    if (!this.terminalSent && !this.aggregate) {
+      for (const event of streamFailureEvents(
+        this.context,
+        relayError('internal_error').toErrorBody(),
+      )) {
+        this.lastSequence += 1;
+        const numbered: StreamEvent = { ...event, sequence_number: this.lastSequence };
+        this.out.push(serializeStreamEvent(numbered));
+      }
+      this.terminalSent = true;
+    }
+    this.flushOut();
+    this.releaseDrain();
   }
 
   /** Asks the retry guard whether this attempt should be retried; if so, abandons it. */

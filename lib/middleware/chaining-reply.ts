@@ -1,0 +1,129 @@
+/**
+ * What the chaining middlewares share: their logger, the JSON answers they write themselves (an
+ * OpenAI envelope, never an empty body), and how a session-store failure becomes an answer.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { relayError, type RelayError } from '../protocol/relay-errors';
+import type { OpenAIErrorEnvelope } from '../protocol/types';
+import { isSessionStoreError } from '../store/session-store';
+
+/** A pino-compatible logger (`logger.warn({ … }, 'message')`). Never handed a credential. */
+export interface ChainingLogger {
+  debug?(details: Record<string, unknown>, message: string): void;
+  info?(details: Record<string, unknown>, message: string): void;
+  warn(details: Record<string, unknown>, message: string): void;
+  error(details: Record<string, unknown>, message: string): void;
+}
+
+/** What the store does when it is down or too slow (DESIGN.md §4). */
+export type StoreErrorPolicy = 'fail-closed' | 'fail-open';
+
+function stderrLine(level: string, details: Record<string, unknown>, message: string): void {
+  let line: string;
+  try {
+    line = JSON.stringify({ level, time: Date.now(), ...details, msg: message });
+  } catch {
+    line = JSON.stringify({ level, time: Date.now(), msg: message });
+  }
+  process.stderr.write(`${line}\n`);
+}
+
+/** Warnings and errors as JSON lines on stderr; debug and info are dropped. */
+export const STDERR_LOGGER: ChainingLogger = Object.freeze({
+  warn: (details: Record<string, unknown>, message: string) => stderrLine('warn', details, message),
+  error: (details: Record<string, unknown>, message: string) =>
+    stderrLine('error', details, message),
+});
+
+function isLogger(value: unknown): value is ChainingLogger {
+  const candidate = value as Partial<ChainingLogger> | undefined;
+  return typeof candidate?.warn === 'function' && typeof candidate.error === 'function';
+}
+
+const SILENT: ChainingLogger = Object.freeze({ warn: () => undefined, error: () => undefined });
+
+/**
+ * The logger given in the options (`false`: none), else pino-http's `req.log`, else
+ * {@link STDERR_LOGGER}.
+ */
+export function loggerFor(
+  option: ChainingLogger | false | undefined,
+  req: IncomingMessage,
+): ChainingLogger {
+  if (option === false) return SILENT;
+  if (option) return option;
+  const attached = (req as IncomingMessage & { log?: unknown }).log;
+  return isLogger(attached) ? attached : STDERR_LOGGER;
+}
+
+/** Writes a JSON answer (unless the response already started). */
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  if (res.headersSent || res.writableEnded) {
+    if (!res.writableEnded) res.end();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(text)),
+  });
+  res.end(text);
+}
+
+/** Writes an OpenAI error envelope with the request id. */
+export function sendEnvelope(
+  res: ServerResponse,
+  requestId: string,
+  status: number,
+  envelope: OpenAIErrorEnvelope,
+  headers: Record<string, string> = {},
+): void {
+  sendJson(res, status, envelope, { ...headers, 'x-request-id': requestId });
+}
+
+/** Writes one of the relay's own errors. */
+export function sendRelayError(res: ServerResponse, requestId: string, error: RelayError): void {
+  sendEnvelope(res, requestId, error.status, error.toEnvelope(), error.headers);
+}
+
+/**
+ * What a failed store call means for the request: `unavailable` (the backend is down, slow, or
+ * failed in a way the relay does not know: the `onStoreError` policy decides), or a definite
+ * answer (a history over the store's caps is a 400 that retrying cannot fix).
+ */
+export type StoreFailure =
+  { kind: 'unavailable'; code: string } | { kind: 'answer'; code: string; error: RelayError };
+
+export function classifyStoreFailure(error: unknown, anchor: string): StoreFailure {
+  if (isSessionStoreError(error)) {
+    switch (error.code) {
+      case 'chain_too_deep':
+        return {
+          kind: 'answer',
+          code: error.code,
+          error: relayError('chain_too_deep', { id: anchor, limit: error.limit ?? '(unknown)' }),
+        };
+      case 'chain_too_large':
+        return {
+          kind: 'answer',
+          code: error.code,
+          error: relayError('history_too_large', { id: anchor, limit: error.limit ?? '(unknown)' }),
+        };
+      default:
+        return { kind: 'unavailable', code: error.code };
+    }
+  }
+  return { kind: 'unavailable', code: error instanceof Error ? error.name : 'unknown' };
+}
+
+/** A short, secret-free description of a store error for the logs. */
+export function describeStoreError(error: unknown): Record<string, unknown> {
+  if (isSessionStoreError(error)) return { storeError: error.code, message: error.message };
+  return { storeError: error instanceof Error ? error.name : typeof error };
+}
