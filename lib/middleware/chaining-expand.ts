@@ -4,6 +4,7 @@
  * relay asks for encrypted reasoning, the pairing policy on the full sequence, and the guards of
  * session injection. No I/O; nothing given is mutated.
  */
+import { isUnpersistedReasoning } from '../protocol/items';
 import {
   analyzePairing,
   pairingError,
@@ -22,6 +23,8 @@ export const VALIDATE_POLICIES: readonly ValidatePolicy[] = Object.freeze([
 ]);
 
 /** The `include` value that makes reasoning items replayable without server-side storage. */
+export { isUnpersistedReasoning };
+
 export const ENCRYPTED_REASONING_INCLUDE = 'reasoning.encrypted_content';
 
 /**
@@ -32,20 +35,6 @@ export function isItemReference(item: unknown): item is ResponseItem & { id: str
   if (!isJsonObject(item) || typeof item.id !== 'string' || item.id === '') return false;
   if (item.type === 'item_reference') return true;
   return item.type == null && item.role == null;
-}
-
-/**
- * A reasoning item that a `store: false` upstream could only look up by id (it has an `id` and
- * no `encrypted_content`): answered 404 "Items are not persisted when `store` is set to false".
- */
-export function isUnpersistedReasoning(item: unknown): boolean {
-  if (!isJsonObject(item) || item.type !== 'reasoning') return false;
-  const encrypted = item.encrypted_content;
-  return (
-    typeof item.id === 'string' &&
-    item.id !== '' &&
-    (typeof encrypted !== 'string' || encrypted === '')
-  );
 }
 
 /** Whether a stored item can be sent to a `store: false` upstream as it is. */

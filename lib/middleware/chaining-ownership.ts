@@ -14,14 +14,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { relayError } from '../protocol/relay-errors';
 import type { ResponseItem, ResponseObject } from '../protocol/types';
 import type { SessionStore, StoredResponse } from '../store/session-store';
-import {
-  describeStoreError,
-  loggerFor,
-  sendEnvelope,
-  sendJson,
-  sendRelayError,
-  type ChainingLogger,
-} from './chaining-reply';
+import { describeStoreError, loggerFor, type ChainingLogger } from './chaining-reply';
+import { sendEnvelope, sendJson, sendRelayError } from './send-error';
 import { pinUpstream } from './chaining-router';
 import { createTenantResolver, type TenantOptions } from './chaining-tenant';
 import { getExchange } from './exchange';
@@ -151,7 +145,7 @@ export function responseOwnership(options: ResponseOwnershipOptions): RelayMiddl
     const log = loggerFor(options.logger, req);
     const tenant = resolveTenant(req);
     if (tenant === undefined) {
-      sendRelayError(res, exchange.requestId, relayError('missing_credentials'));
+      sendRelayError(exchange, relayError('missing_credentials'));
       return false;
     }
     exchange.annotations.tenant = tenant;
@@ -164,12 +158,12 @@ export function responseOwnership(options: ResponseOwnershipOptions): RelayMiddl
         { tenant, action: route.action, ...describeStoreError(error) },
         'response ownership: store unavailable',
       );
-      sendRelayError(res, exchange.requestId, relayError('store_unavailable'));
+      sendRelayError(exchange, relayError('store_unavailable'));
       return false;
     }
     if (record === null) {
       log.debug?.({ tenant, action: route.action }, 'response ownership: not found');
-      sendRelayError(res, exchange.requestId, relayError('response_not_found', { id: route.id }));
+      sendRelayError(exchange, relayError('response_not_found', { id: route.id }));
       return false;
     }
     if (serveFromStore) {
@@ -182,7 +176,7 @@ export function responseOwnership(options: ResponseOwnershipOptions): RelayMiddl
           sendJson(res, 200, inputItemsPage(record, originalUrl(req)), headers);
           return false;
         case 'cancel':
-          sendEnvelope(res, exchange.requestId, 400, {
+          sendEnvelope(exchange, 400, {
             error: {
               message: 'Cannot cancel a synchronous response.',
               type: 'invalid_request_error',
@@ -199,7 +193,7 @@ export function responseOwnership(options: ResponseOwnershipOptions): RelayMiddl
               { tenant, action: route.action, ...describeStoreError(error) },
               'response ownership: store unavailable',
             );
-            sendRelayError(res, exchange.requestId, relayError('store_unavailable'));
+            sendRelayError(exchange, relayError('store_unavailable'));
             return false;
           }
           sendJson(res, 200, { id: record.id, object: 'response.deleted', deleted: true }, headers);
@@ -240,7 +234,7 @@ export function responseOwnership(options: ResponseOwnershipOptions): RelayMiddl
           { error: error instanceof Error ? error.message : String(error) },
           'response ownership: unexpected failure',
         );
-        sendRelayError(res, getExchange(req, res).requestId, relayError('internal_error'));
+        sendRelayError(getExchange(req, res), relayError('internal_error'));
       },
     );
   };

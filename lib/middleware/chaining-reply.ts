@@ -1,10 +1,9 @@
 /**
- * What the chaining middlewares share: their logger, the JSON answers they write themselves (an
- * OpenAI envelope, never an empty body), and how a session-store failure becomes an answer.
+ * What the chaining middlewares share: their logger and how a session-store failure becomes an
+ * answer (the answers themselves are written by send-error.ts, like every middleware's).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { relayError, type RelayError } from '../protocol/relay-errors';
-import type { OpenAIErrorEnvelope } from '../protocol/types';
 import { isSessionStoreError } from '../store/session-store';
 
 /** A pino-compatible logger (`logger.warn({ … }, 'message')`). Never handed a credential. */
@@ -54,42 +53,6 @@ export function loggerFor(
   if (option) return option;
   const attached = (req as IncomingMessage & { log?: unknown }).log;
   return isLogger(attached) ? attached : STDERR_LOGGER;
-}
-
-/** Writes a JSON answer (unless the response already started). */
-export function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  if (res.headersSent || res.writableEnded) {
-    if (!res.writableEnded) res.end();
-    return;
-  }
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    ...headers,
-    'content-type': 'application/json',
-    'content-length': String(Buffer.byteLength(text)),
-  });
-  res.end(text);
-}
-
-/** Writes an OpenAI error envelope with the request id. */
-export function sendEnvelope(
-  res: ServerResponse,
-  requestId: string,
-  status: number,
-  envelope: OpenAIErrorEnvelope,
-  headers: Record<string, string> = {},
-): void {
-  sendJson(res, status, envelope, { ...headers, 'x-request-id': requestId });
-}
-
-/** Writes one of the relay's own errors. */
-export function sendRelayError(res: ServerResponse, requestId: string, error: RelayError): void {
-  sendEnvelope(res, requestId, error.status, error.toEnvelope(), error.headers);
 }
 
 /**

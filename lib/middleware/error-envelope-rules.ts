@@ -5,6 +5,7 @@
  * the hybrid event, and how anything the gateway throws becomes an envelope. The middlewares in
  * error-envelope.ts only wire these into the exchange.
  */
+import { classifyConnectionError } from '../protocol/retry-hints';
 import { STATUS_CODES } from 'node:http';
 import zlib from 'node:zlib';
 import {
@@ -471,39 +472,11 @@ export interface GatewayError {
   kind: string;
 }
 
-const UNREACHABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EHOSTDOWN',
-  'ENETDOWN',
-  'EPIPE',
-  'ECONNABORTED',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED',
-  'UND_ERR_CONNECT',
-]);
-
-const TIMEOUT_CODES = new Set([
-  'ETIMEDOUT',
-  'ESOCKETTIMEDOUT',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-]);
-
-function connectionKind(error: unknown, depth = 0): 'unreachable' | 'timeout' | undefined {
-  if (typeof error !== 'object' || error === null || depth > 3) return undefined;
-  const e = error as { code?: unknown; name?: unknown; cause?: unknown };
-  if (typeof e.code === 'string') {
-    if (TIMEOUT_CODES.has(e.code)) return 'timeout';
-    if (UNREACHABLE_CODES.has(e.code)) return 'unreachable';
-  }
-  if (e.name === 'TimeoutError') return 'timeout';
-  return connectionKind(e.cause, depth + 1);
+/** What a connection failure was, by the same rules the retry guard uses. */
+function connectionKind(error: unknown): 'unreachable' | 'timeout' | undefined {
+  const decision = classifyConnectionError(error);
+  if (!decision.retry) return undefined;
+  return decision.reason === 'timeout' ? 'timeout' : 'unreachable';
 }
 
 function fromRelayError(error: RelayError): GatewayError {

@@ -14,6 +14,7 @@ import type {
 import type { Socket } from 'node:net';
 import { createProxyMiddleware, type Options, type RequestHandler } from 'http-proxy-middleware';
 import { relayError, toRelayError, type RelayError } from '../protocol/relay-errors';
+import { classifyConnectionError } from '../protocol/retry-hints';
 import { responseSink } from './client-sink';
 import { sendRelayError } from './send-error';
 import { getExchange, type Exchange, type RetryPlan } from './exchange';
@@ -95,12 +96,12 @@ function responseHeaders(proxyRes: IncomingMessage): OutgoingHttpHeaders {
   return headers;
 }
 
-function connectionError(error: Error & { code?: string }): RelayError {
-  const code = error.code ?? '';
-  if (code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') {
-    return relayError('upstream_timeout');
-  }
-  return relayError('upstream_unreachable');
+/** A connection failure as the relay's own error (by the retry guard's classification). */
+function connectionError(error: Error): RelayError {
+  const decision = classifyConnectionError(error);
+  return relayError(
+    decision.retry && decision.reason === 'timeout' ? 'upstream_timeout' : 'upstream_unreachable',
+  );
 }
 
 /**

@@ -41,12 +41,11 @@ import {
   classifyStoreFailure,
   describeStoreError,
   loggerFor,
-  sendEnvelope,
-  sendRelayError,
   type ChainingLogger,
   type StoreErrorPolicy,
   type StoreFailure,
 } from './chaining-reply';
+import { sendEnvelope, sendRelayError } from './send-error';
 import { pinUpstream, routedUpstream } from './chaining-router';
 import type { SessionResolver } from './chaining-session';
 import { createTenantResolver, type TenantOptions } from './chaining-tenant';
@@ -230,7 +229,7 @@ export function responseChaining(options: ResponseChainingOptions): RelayMiddlew
     const details = { tenant: ctx.tenant, mode, ...describeStoreError(failed.error) };
     if (failure.kind === 'answer') {
       ctx.log.warn(details, 'response chaining: the stored history is over a cap');
-      sendRelayError(ctx.res, ctx.exchange.requestId, failure.error);
+      sendRelayError(ctx.exchange, failure.error);
       return;
     }
     if (onStoreError === 'fail-open') {
@@ -239,14 +238,13 @@ export function responseChaining(options: ResponseChainingOptions): RelayMiddlew
         'response chaining: store unavailable, anchor answered as not found (fail-open)',
       );
       sendRelayError(
-        ctx.res,
-        ctx.exchange.requestId,
+        ctx.exchange,
         relayError('previous_response_not_found', { id: ctx.anchor ?? '' }),
       );
       return;
     }
     ctx.log.error(details, 'response chaining: store unavailable (fail-closed)');
-    sendRelayError(ctx.res, ctx.exchange.requestId, relayError('store_unavailable'));
+    sendRelayError(ctx.exchange, relayError('store_unavailable'));
   }
 
   /**
@@ -260,17 +258,13 @@ export function responseChaining(options: ResponseChainingOptions): RelayMiddlew
       return true;
     }
     ctx.log.error(details, 'response chaining: store unavailable (fail-closed)');
-    sendRelayError(ctx.res, ctx.exchange.requestId, relayError('store_unavailable'));
+    sendRelayError(ctx.exchange, relayError('store_unavailable'));
     return false;
   }
 
   function notFound(ctx: TurnContext, anchor: string): void {
     ctx.log.debug?.({ tenant: ctx.tenant, mode }, 'response chaining: anchor not found');
-    sendRelayError(
-      ctx.res,
-      ctx.exchange.requestId,
-      relayError('previous_response_not_found', { id: anchor }),
-    );
+    sendRelayError(ctx.exchange, relayError('previous_response_not_found', { id: anchor }));
   }
 
   /** Looks up the session's last response; `undefined` when answered (503), `null` for none. */
@@ -329,7 +323,7 @@ export function responseChaining(options: ResponseChainingOptions): RelayMiddlew
         { tenant, mode, message: decision.error.error.message },
         'response chaining: input rejected (tool-call pairing)',
       );
-      sendEnvelope(ctx.res, exchange.requestId, decision.error.status, {
+      sendEnvelope(exchange, decision.error.status, {
         error: decision.error.error,
       });
       return undefined;
@@ -429,7 +423,7 @@ export function responseChaining(options: ResponseChainingOptions): RelayMiddlew
         { tenant, mode, message: decision.error.error.message },
         'response chaining: input rejected (tool-call pairing)',
       );
-      sendEnvelope(ctx.res, exchange.requestId, decision.error.status, {
+      sendEnvelope(exchange, decision.error.status, {
         error: decision.error.error,
       });
       return undefined;
@@ -501,7 +495,7 @@ export function responseChaining(options: ResponseChainingOptions): RelayMiddlew
       await readRequestBody(exchange, { maxBodyBytes: options.maxBodyBytes });
     } catch (error) {
       if (!isRelayError(error)) throw error;
-      sendRelayError(res, exchange.requestId, error as RelayError);
+      sendRelayError(exchange, error as RelayError);
       return false;
     }
     const body = exchange.body as ResponseCreateBody;
@@ -510,12 +504,12 @@ export function responseChaining(options: ResponseChainingOptions): RelayMiddlew
     if (rawAnchor != null && typeof rawAnchor !== 'string') return true;
     const anchor = typeof rawAnchor === 'string' && rawAnchor !== '' ? rawAnchor : undefined;
     if (anchor !== undefined && body.conversation != null) {
-      sendRelayError(res, exchange.requestId, relayError('previous_response_with_conversation'));
+      sendRelayError(exchange, relayError('previous_response_with_conversation'));
       return false;
     }
     const tenant = resolveTenant(req);
     if (tenant === undefined) {
-      sendRelayError(res, exchange.requestId, relayError('missing_credentials'));
+      sendRelayError(exchange, relayError('missing_credentials'));
       return false;
     }
     const session = options.session?.(req);
@@ -594,7 +588,7 @@ export function responseChaining(options: ResponseChainingOptions): RelayMiddlew
           { error: error instanceof Error ? error.message : String(error) },
           'response chaining: unexpected failure',
         );
-        sendRelayError(res, exchange.requestId, relayError('internal_error', { cause: error }));
+        sendRelayError(exchange, relayError('internal_error', { cause: error }));
       },
     );
   };

@@ -11,7 +11,8 @@
  *   are not persisted when `store` is set to false" (peers.md complaints 8, edge case 7). Such an
  *   item carries nothing the model can use, so it is removed.
  */
-import { isJsonObject, type ResponseCreateBody, type ResponseItem } from '../protocol/types';
+import { isUnpersistedReasoning } from '../protocol/items';
+import type { ResponseCreateBody, ResponseItem } from '../protocol/types';
 
 /** `input` as a list: a string becomes one user `message` with an `input_text` part. */
 export function inputAsList(body: ResponseCreateBody): ResponseCreateBody {
@@ -24,16 +25,7 @@ export function inputAsList(body: ResponseCreateBody): ResponseCreateBody {
   return { ...body, input: [message] };
 }
 
-/** True for a reasoning item the upstream would have to look up by id (no encrypted content). */
-export function isUnpersistedReasoning(item: unknown): boolean {
-  if (!isJsonObject(item) || item.type !== 'reasoning') return false;
-  const encrypted = item.encrypted_content;
-  return (
-    typeof item.id === 'string' &&
-    item.id !== '' &&
-    (typeof encrypted !== 'string' || encrypted === '')
-  );
-}
+export { isUnpersistedReasoning };
 
 /** The result of {@link dropUnpersistedReasoning}. */
 export interface InputFilterResult {

@@ -379,3 +379,17 @@ export function toInputItems(outputItems: readonly ResponseItem[]): ResponseItem
   }
   return out;
 }
+
+/**
+ * A reasoning item that a `store: false` upstream could only look up by id (it has an `id` and
+ * no `encrypted_content`): answered 404 "Items are not persisted when `store` is set to false".
+ */
+export function isUnpersistedReasoning(item: unknown): boolean {
+  if (!isJsonObject(item) || item.type !== 'reasoning') return false;
+  const encrypted = item.encrypted_content;
+  return (
+    typeof item.id === 'string' &&
+    item.id !== '' &&
+    (typeof encrypted !== 'string' || encrypted === '')
+  );
+}
