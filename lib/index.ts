@@ -177,3 +177,4 @@ export {
   type BeforeAttemptHook,
   type AnchorLostHook,
 } from './middleware/exchange';
+export * from './websocket';
