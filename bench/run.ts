@@ -14,10 +14,10 @@ interface BenchModule {
 async function main(): Promise<void> {
   const only = process.argv.slice(2);
   const files = readdirSync(__dirname)
-    .filter((file) => file.endsWith('.bench.ts'))
+    .filter((file) => /\.bench\.(ts|js)$/.test(file))
     .sort();
   for (const file of files) {
-    const name = file.replace(/\.bench\.ts$/, '');
+    const name = file.replace(/\.bench\.(ts|js)$/, '');
     if (only.length > 0 && !only.includes(name)) continue;
     const mod = (await import(path.join(__dirname, file))) as BenchModule;
     process.stdout.write(`\n## ${name}: ${mod.title}\n`);

@@ -20,6 +20,8 @@ export const DEFAULT_SESSION_HEADERS: readonly string[] = Object.freeze([
   'thread-id',
   'x-codex-session-id',
   'x-codex-conversation-id',
+  // What the WebSocket bridge sends for a connection whose client gave no session header.
+  'x-relay-session',
 ]);
 
 /** Longest session key taken from a header; a longer value is ignored (not a session). */
