@@ -178,3 +178,33 @@ export {
   type AnchorLostHook,
 } from './middleware/exchange';
 export * from './websocket';
+
+// The standalone relay and operations.
+export {
+  createRelay,
+  type Relay,
+  type RelayOptions,
+  type RelayEvents,
+  type CloseOptions,
+} from './relay';
+export {
+  createLogger,
+  relayLogger,
+  relayLoggerOptions,
+  REDACT_PATHS,
+  type CreateLoggerOptions,
+  type RelayLoggerOptions,
+} from './ops/logger';
+export { RelayMetrics, createRelayMetrics, type RelayMetricsOptions } from './ops/metrics';
+export {
+  createHealth,
+  Health,
+  storeCheck,
+  upstreamCheck,
+  type HealthOptions,
+  type ReadinessReport,
+  type CheckResult,
+  type ReadinessCheck,
+} from './ops/health';
+export { summarizeExchange, type ExchangeSummary, type RouteKind } from './ops/summary';
+export { recommendedRedisOptions, recommendedClusterOptions } from './ops/redis';
