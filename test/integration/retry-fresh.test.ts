@@ -167,6 +167,49 @@ describe('a fresh retry after the upstream lost the anchor', () => {
     expect(upstream.requests.length - before).toBe(1);
   });
 
+  it('is refused for a tool-output delta whose injected anchor cannot be replayed', async () => {
+    const { upstream, gateway, store } = await setup({ chaining: true });
+    const client = new OpenAI({
+      apiKey: KEY,
+      baseURL: `${gateway.url}/v1`,
+      maxRetries: 0,
+      defaultHeaders: { session_id: 'sess-2' },
+    });
+    const root = await client.responses.create({ model: 'gpt-test', input: 'hello' });
+    const first = await client.responses.create({
+      model: 'gpt-test',
+      previous_response_id: root.id,
+      input: 'run it',
+      tools,
+    });
+    const call = first.output.find((item) => item.type === 'function_call');
+    await forgetOnUpstream(upstream, first.id);
+    const record = await findTenantRecord(store, first.id);
+    await store.deleteResponse(record.tenant, root.id);
+    const before = upstream.requests.length;
+    const failure = await client.responses
+      .create({
+        model: 'gpt-test',
+        tools,
+        input: [
+          {
+            type: 'function_call_output',
+            call_id: call?.type === 'function_call' ? call.call_id : '',
+            output: 'hi',
+          },
+        ],
+      })
+      .catch((error: unknown) => error);
+    expect((failure as InstanceType<typeof OpenAI.BadRequestError>).code).toBe(
+      'previous_response_not_found',
+    );
+    // One attempt, with the injected anchor: never sent without it.
+    expect(upstream.requests.length - before).toBe(1);
+    expect(
+      (upstream.requests.at(-1)?.body as { previous_response_id?: string }).previous_response_id,
+    ).toBe(first.id);
+  });
+
   it('is never attempted without the chaining middleware (no stored history)', async () => {
     const { upstream, gateway } = await setup({ chaining: false });
     const client = new OpenAI({ apiKey: KEY, baseURL: `${gateway.url}/v1`, maxRetries: 0 });

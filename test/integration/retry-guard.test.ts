@@ -219,6 +219,20 @@ describe('retryGuard', () => {
       expect(upstream.requests).toHaveLength(2);
     });
 
+    it('lets the official client with maxRetries: 0 see the retried stream succeed', async () => {
+      const { upstream, gateway } = await harness();
+      upstream.script(
+        { kind: 'cut', afterEvents: 2, mode: 'eof', then: { kind: 'text', text: 'lost' } },
+        { kind: 'text', text: 'delivered' },
+      );
+      const final = await client(gateway)
+        .responses.stream({ model: 'gpt-test', input: 'hi' })
+        .finalResponse();
+      expect(final.status).toBe('completed');
+      expect(final.output_text).toBe('delivered');
+      expect(upstream.requests).toHaveLength(2);
+    });
+
     it('retries an in-stream server_error before output', async () => {
       const { upstream, gateway, retries } = await harness();
       upstream.script(
