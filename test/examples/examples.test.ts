@@ -210,7 +210,7 @@ describe('docs', () => {
     ]) {
       expect(operations).toContain(metric);
     }
-    const sections = readFileSync(path.join(ROOT, 'docs', 'readme-sections.md'), 'utf8');
+    const sections = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
     expect(sections).toContain('npm install && npm run demo');
   });
 });
