@@ -191,11 +191,24 @@ export function relayProxyOptions(
         exchange.attempts += 1;
         state.proxyReq = proxyReq;
         state.options = options;
-        const parsed = (req as IncomingMessage & { body?: unknown }).body;
-        const body =
-          exchange.upstreamBody() ??
-          // A body parser ran but no relay middleware read the body: send what it parsed.
-          (parsed !== undefined && !req.readable ? Buffer.from(JSON.stringify(parsed)) : undefined);
+        let body: Buffer | undefined;
+        try {
+          const parsed = (req as IncomingMessage & { body?: unknown }).body;
+          body =
+            exchange.upstreamBody() ??
+            // A body parser ran but no relay middleware read the body: send what it parsed.
+            (parsed !== undefined && !req.readable
+              ? Buffer.from(JSON.stringify(parsed))
+              : undefined);
+        } catch (error) {
+          // A body that cannot be serialised (e.g. nested past the stack) never crashes the relay.
+          proxyReq.destroy();
+          sendRelayError(
+            exchange,
+            relayError('invalid_json', { reason: 'too_deep', cause: error }),
+          );
+          return;
+        }
         // Headers first: the body write below sends them.
         if (exchange.wantsResponse) proxyReq.setHeader('accept-encoding', 'identity');
         if (body !== undefined) {

@@ -44,6 +44,7 @@ export const RELAY_ERRORS = {
       not_an_object: 'The body must be a JSON object.',
       syntax: 'The body is not valid JSON.',
       empty: 'The body is empty.',
+      too_deep: 'The body is nested too deeply.',
     },
   },
   /**
