@@ -9,6 +9,7 @@
  *   line, and errors in the wrapped form `{"type":"error","status":N,"error":{…},"headers":{…}}`
  *   (an unwrapped error is ignored by the Codex client, which then waits out its idle timeout).
  */
+import { exceedsJsonDepth, MAX_JSON_DEPTH } from '../protocol/json-depth';
 import {
   isOpenAIErrorEnvelope,
   normalizeErrorBody,
@@ -66,6 +67,9 @@ export function parseClientMessage(data: RawMessage, isBinary: boolean): ClientM
   }
   if (!isJsonObject(parsed)) {
     return { kind: 'invalid', error: relayError('invalid_json', { reason: 'not_an_object' }) };
+  }
+  if (exceedsJsonDepth(parsed, MAX_JSON_DEPTH)) {
+    return { kind: 'invalid', error: relayError('invalid_json', { reason: 'too_deep' }) };
   }
   const type = parsed.type;
   if (type === CREATE_MESSAGE_TYPE) {

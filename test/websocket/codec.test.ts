@@ -255,3 +255,15 @@ describe('options', () => {
     expect(() => resolveBridgeOptions(options as never)).toThrow(TypeError);
   });
 });
+
+describe('a response.create nested too deeply', () => {
+  it('is refused with an invalid_json error, never serialised', () => {
+    const deep = '['.repeat(5000) + '1' + ']'.repeat(5000);
+    const message = parseClientMessage(
+      Buffer.from(`{"type":"response.create","input":${deep}}`),
+      false,
+    );
+    expect(message.kind).toBe('invalid');
+    if (message.kind === 'invalid') expect(message.error.message).toContain('nested too deeply');
+  });
+});
