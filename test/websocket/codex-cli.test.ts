@@ -41,7 +41,7 @@ interface CodexRun {
   stderr: string;
 }
 
-function codexConfig(baseUrl: string): string {
+function codexConfig(baseUrl: string, websockets = true): string {
   return [
     'model = "gpt-5.5"',
     'model_provider = "gw"',
@@ -54,7 +54,7 @@ function codexConfig(baseUrl: string): string {
     `base_url = "${baseUrl}"`,
     'env_key = "GW_API_KEY"',
     'wire_api = "responses"',
-    'supports_websockets = true',
+    `supports_websockets = ${websockets}`,
     'request_max_retries = 1',
     'stream_max_retries = 1',
     'stream_idle_timeout_ms = 20000',
@@ -194,6 +194,67 @@ describe('the real Codex CLI over WebSocket, through the bridge', () => {
       );
       expect(delta).toBeDefined();
       expect(stats.anchorsAdded).toBe(0);
+    },
+    RUN_TIMEOUT_MS + 30_000,
+  );
+});
+
+describe('the real Codex CLI over HTTP (SSE), through the relay', () => {
+  let fake: FakeUpstream | undefined;
+  let gateway: TestGateway | undefined;
+  let scratch: string | undefined;
+
+  afterAll(async () => {
+    await gateway?.close();
+    await fake?.close();
+    if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
+  });
+
+  maybe(
+    'codex exec runs a shell tool call over HTTP and completes, the output round-tripped',
+    async () => {
+      fake = await startFakeUpstream({ mode: 'stateless', sparseCompletion: true });
+      gateway = await startGateway({
+        relayMode: 'stateless',
+        store: new MemorySessionStore(),
+        target: fake.url,
+      });
+      scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'relay-codex-http-'));
+      const home = path.join(scratch, 'codex-home');
+      const work = path.join(scratch, 'work');
+      fs.mkdirSync(home);
+      fs.mkdirSync(work);
+      fs.writeFileSync(path.join(home, 'config.toml'), codexConfig(`${gateway.url}/v1`, false));
+
+      const run = await runCodex(
+        home,
+        work,
+        'Run the shell command echo hi and tell me what it printed.',
+      );
+      expect({ code: run.code, why: run.code === 0 ? '' : run.stderr.slice(-4000) }).toEqual({
+        code: 0,
+        why: '',
+      });
+      expect(run.events.map((event) => event.type)).toContain('turn.completed');
+      const command = run.events
+        .filter((event) => event.type === 'item.completed')
+        .map((event) => event.item as JsonObject)
+        .find((item) => item.type === 'command_execution');
+      expect(command).toMatchObject({ exit_code: 0, aggregated_output: 'hi\n' });
+      // Over HTTP Codex sends its full history every turn: the tool round carries the call and
+      // its output, and the upstream accepted every request.
+      const withOutput = fake.requests.find((request) =>
+        ((request.body as JsonObject).input as JsonObject[]).some(
+          (item) => item.type === 'function_call_output',
+        ),
+      );
+      const input = (withOutput?.body as JsonObject).input as JsonObject[];
+      const output = input.find((item) => item.type === 'function_call_output') as JsonObject;
+      expect(
+        input.some((item) => item.type === 'function_call' && item.call_id === output.call_id),
+      ).toBe(true);
+      for (const request of fake.requests) expect(request.status).toBe(200);
+      expect(gateway.bridge.stats.connectionsOpened).toBe(0);
     },
     RUN_TIMEOUT_MS + 30_000,
   );
