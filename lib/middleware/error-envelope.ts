@@ -14,6 +14,7 @@
  *
  * The decisions (status map, header rules, shapes) live in error-envelope-rules.ts.
  */
+import { sendJson } from './send-error';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DEFAULT_MAX_MESSAGE_LENGTH, toStreamErrorEvent } from '../protocol/errors';
 import { relayError } from '../protocol/relay-errors';
@@ -339,18 +340,13 @@ export function relayErrorHandler(options: RelayErrorHandlerOptions = {}): Relay
       endStartedResponse(exchange, res, failure.body);
       return;
     }
-    const body = JSON.stringify({ error: failure.body });
     const headers = {
       ...errorHeaders({}, exchange.requestId, gatewayHeaders(headerSnapshot(res))),
       ...failure.headers,
-      'content-type': 'application/json',
-      'content-length': String(Buffer.byteLength(body)),
     };
     for (const name of res.getHeaderNames()) res.removeHeader(name);
-    // Through the original methods: a tapped response must not run this through the pipeline.
-    const raw = originalMethods(res);
-    raw.writeHead.call(res, failure.status, headers);
-    (raw.end as (chunk: string) => void).call(res, body);
+    // sendJson writes through the original methods: a tapped response skips the pipeline.
+    sendJson(res, failure.status, { error: failure.body }, headers);
     // A stream held back before its first byte (a retry guard's prelude) is let go.
     const state = STREAMS.get(exchange);
     if (state?.context && !state.ended) {
