@@ -105,70 +105,84 @@ function runCodex(home: string, cwd: string, prompt: string): Promise<CodexRun> 
   });
 }
 
-describe('the real Codex CLI over WebSocket, through the bridge', () => {
-  let fake: FakeUpstream | undefined;
-  let gateway: TestGateway | undefined;
-  let scratch: string | undefined;
+interface RelayedRun {
+  run: CodexRun;
+  fake: FakeUpstream;
+  gateway: TestGateway;
+}
 
-  afterAll(async () => {
-    await gateway?.close();
-    await fake?.close();
-    if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
+const cleanups: Array<() => Promise<void>> = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+});
+
+/** `codex exec` asked to run `echo hi`, through a relay in front of a stateless fake upstream. */
+async function runCodexThroughRelay(websockets: boolean): Promise<RelayedRun> {
+  const fake = await startFakeUpstream({ mode: 'stateless', sparseCompletion: true });
+  const gateway = await startGateway({
+    relayMode: 'stateless',
+    store: new MemorySessionStore(),
+    target: fake.url,
   });
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'relay-codex-'));
+  cleanups.push(async () => {
+    await gateway.close();
+    await fake.close();
+    fs.rmSync(scratch, { recursive: true, force: true });
+  });
+  const home = path.join(scratch, 'codex-home');
+  const work = path.join(scratch, 'work');
+  fs.mkdirSync(home);
+  fs.mkdirSync(work);
+  fs.writeFileSync(path.join(home, 'config.toml'), codexConfig(`${gateway.url}/v1`, websockets));
+  const run = await runCodex(
+    home,
+    work,
+    'Run the shell command echo hi and tell me what it printed.',
+  );
+  return { run, fake, gateway };
+}
 
+/**
+ * The run exited 0 with a completed turn, the shell printed `hi`, and a request carrying the tool
+ * output also carried its call (the upstream saw a consistent history). Returns that request's input.
+ */
+function expectShellRoundTrip({ run, fake, gateway }: RelayedRun): JsonObject[] {
+  const explain = (): string =>
+    `exit ${run.code} ${run.signal ?? ''}\nstdout:\n${run.stdout.slice(-4000)}\nstderr:\n${run.stderr.slice(-4000)}\nbridge: ${JSON.stringify(gateway.bridge.stats)}`;
+  expect({ code: run.code, why: run.code === 0 ? '' : explain() }).toEqual({ code: 0, why: '' });
+  const types = run.events.map((event) => event.type);
+  expect(types).toContain('turn.completed');
+  expect(types).not.toContain('turn.failed');
+  const command = run.events
+    .filter((event) => event.type === 'item.completed')
+    .map((event) => event.item as JsonObject)
+    .find((item) => item.type === 'command_execution');
+  expect(command).toMatchObject({ exit_code: 0, aggregated_output: 'hi\n' });
+  const withOutput = fake.requests.find((request) =>
+    ((request.body as JsonObject).input as JsonObject[]).some(
+      (item) => item.type === 'function_call_output' && JSON.stringify(item.output).includes('hi'),
+    ),
+  );
+  expect(withOutput).toBeDefined();
+  const input = (withOutput?.body as JsonObject).input as JsonObject[];
+  const output = input.find((item) => item.type === 'function_call_output') as JsonObject;
+  expect(
+    input.some((item) => item.type === 'function_call' && item.call_id === output.call_id),
+  ).toBe(true);
+  for (const request of fake.requests) expect(request.status).toBe(200);
+  return input;
+}
+
+describe('the real Codex CLI over WebSocket, through the bridge', () => {
   maybe(
     'codex exec runs a shell tool call and completes, the output round-tripped',
     async () => {
-      fake = await startFakeUpstream({ mode: 'stateless', sparseCompletion: true });
-      gateway = await startGateway({
-        relayMode: 'stateless',
-        store: new MemorySessionStore(),
-        target: fake.url,
-      });
-      scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'relay-codex-'));
-      const home = path.join(scratch, 'codex-home');
-      const work = path.join(scratch, 'work');
-      fs.mkdirSync(home);
-      fs.mkdirSync(work);
-      fs.writeFileSync(path.join(home, 'config.toml'), codexConfig(`${gateway.url}/v1`));
-
-      const run = await runCodex(
-        home,
-        work,
-        'Run the shell command echo hi and tell me what it printed.',
-      );
-      const explain = (): string =>
-        `exit ${run.code} ${run.signal ?? ''}\nstdout:\n${run.stdout.slice(-4000)}\nstderr:\n${run.stderr.slice(-4000)}\nbridge: ${JSON.stringify(gateway?.bridge.stats)}`;
-
-      expect({ code: run.code, why: run.code === 0 ? '' : explain() }).toEqual({
-        code: 0,
-        why: '',
-      });
-      const types = run.events.map((event) => event.type);
-      expect(types).toContain('turn.completed');
-      expect(types).not.toContain('turn.failed');
-      const command = run.events
-        .filter((event) => event.type === 'item.completed')
-        .map((event) => event.item as JsonObject)
-        .find((item) => item.type === 'command_execution');
-      expect(command).toMatchObject({ exit_code: 0, aggregated_output: 'hi\n' });
-
-      // The tool output reached the upstream, in the expanded history of the delta turn.
-      const withOutput = fake.requests.find((request) =>
-        ((request.body as JsonObject).input as JsonObject[]).some(
-          (item) =>
-            item.type === 'function_call_output' && JSON.stringify(item.output).includes('hi'),
-        ),
-      );
-      expect(withOutput).toBeDefined();
-      const input = (withOutput?.body as JsonObject).input as JsonObject[];
-      const output = input.find((item) => item.type === 'function_call_output') as JsonObject;
-      expect(
-        input.some((item) => item.type === 'function_call' && item.call_id === output.call_id),
-      ).toBe(true);
+      const relayed = await runCodexThroughRelay(true);
+      const { fake, gateway } = relayed;
+      const input = expectShellRoundTrip(relayed);
       expect(input[0]).toMatchObject({ type: 'message', role: 'developer' });
       for (const request of fake.requests) {
-        expect(request.status).toBe(200);
         expect(request.body).not.toHaveProperty('previous_response_id');
         expect(request.body).not.toHaveProperty('generate');
       }
@@ -200,61 +214,13 @@ describe('the real Codex CLI over WebSocket, through the bridge', () => {
 });
 
 describe('the real Codex CLI over HTTP (SSE), through the relay', () => {
-  let fake: FakeUpstream | undefined;
-  let gateway: TestGateway | undefined;
-  let scratch: string | undefined;
-
-  afterAll(async () => {
-    await gateway?.close();
-    await fake?.close();
-    if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
-  });
-
   maybe(
     'codex exec runs a shell tool call over HTTP and completes, the output round-tripped',
     async () => {
-      fake = await startFakeUpstream({ mode: 'stateless', sparseCompletion: true });
-      gateway = await startGateway({
-        relayMode: 'stateless',
-        store: new MemorySessionStore(),
-        target: fake.url,
-      });
-      scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'relay-codex-http-'));
-      const home = path.join(scratch, 'codex-home');
-      const work = path.join(scratch, 'work');
-      fs.mkdirSync(home);
-      fs.mkdirSync(work);
-      fs.writeFileSync(path.join(home, 'config.toml'), codexConfig(`${gateway.url}/v1`, false));
-
-      const run = await runCodex(
-        home,
-        work,
-        'Run the shell command echo hi and tell me what it printed.',
-      );
-      expect({ code: run.code, why: run.code === 0 ? '' : run.stderr.slice(-4000) }).toEqual({
-        code: 0,
-        why: '',
-      });
-      expect(run.events.map((event) => event.type)).toContain('turn.completed');
-      const command = run.events
-        .filter((event) => event.type === 'item.completed')
-        .map((event) => event.item as JsonObject)
-        .find((item) => item.type === 'command_execution');
-      expect(command).toMatchObject({ exit_code: 0, aggregated_output: 'hi\n' });
-      // Over HTTP Codex sends its full history every turn: the tool round carries the call and
-      // its output, and the upstream accepted every request.
-      const withOutput = fake.requests.find((request) =>
-        ((request.body as JsonObject).input as JsonObject[]).some(
-          (item) => item.type === 'function_call_output',
-        ),
-      );
-      const input = (withOutput?.body as JsonObject).input as JsonObject[];
-      const output = input.find((item) => item.type === 'function_call_output') as JsonObject;
-      expect(
-        input.some((item) => item.type === 'function_call' && item.call_id === output.call_id),
-      ).toBe(true);
-      for (const request of fake.requests) expect(request.status).toBe(200);
-      expect(gateway.bridge.stats.connectionsOpened).toBe(0);
+      const relayed = await runCodexThroughRelay(false);
+      // Over HTTP Codex sends its full history every turn; nothing went through the bridge.
+      expectShellRoundTrip(relayed);
+      expect(relayed.gateway.bridge.stats.connectionsOpened).toBe(0);
     },
     RUN_TIMEOUT_MS + 30_000,
   );
