@@ -132,11 +132,6 @@ export class ResponsePipeline {
     this.retryHandler = handler;
   }
 
-  /** True when this attempt was given up for a retry; it writes nothing more. */
-  get isAbandoned(): boolean {
-    return this.abandoned;
-  }
-
   /** Stops reading the upstream and ends the client's response through the stages. */
   abort(end: StreamEnd): void {
     if (this.finished) return;
