@@ -21,6 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import express, { type Express } from 'express';
@@ -44,7 +45,7 @@ import {
   markRoute,
   markSession,
   markUpstream,
-  onExchangeEnd,
+  summarizeExchange,
   recordRetry,
   type ExchangeSummary,
   type RouteKind,
@@ -121,6 +122,12 @@ export interface RelayOptions {
   readinessTimeoutMs?: number;
   /** How long `close()` lets in-flight requests and streams finish, in ms. @default 30000 */
   shutdownTimeoutMs?: number;
+  /**
+   * The agent for upstream connections. By default the relay keeps its own keep-alive agent
+   * (connections are reused across requests and destroyed by `close()`); a new TCP (and TLS)
+   * connection per request would cost more than everything else the relay does.
+   */
+  upstreamAgent?: http.Agent;
 }
 
 export interface CloseOptions {
@@ -262,6 +269,12 @@ function chainingLogger(logger: Logger): ChainingLogger {
   };
 }
 
+/** Marks the exchange as answered through relayProxy (see `Exchange.proxyHandlesResponse`). */
+function proxiedByRelay(req: IncomingMessage, res: ServerResponse, next: () => void): void {
+  getExchange(req, res).proxyHandlesResponse = true;
+  next();
+}
+
 /** Marks the route kind (and the upstream it goes to) for logs and metrics. */
 function route(kind: RouteKind, upstream?: string) {
   return (req: IncomingMessage, _res: ServerResponse, next: () => void): void => {
@@ -297,6 +310,12 @@ export function createRelay(options: RelayOptions): Relay {
   }
   const layout = resolveLayout(options.upstream, profile);
   const upstreamName = options.upstreamName ?? new URL(layout.origin).host;
+  const ownAgent = options.upstreamAgent === undefined;
+  const upstreamAgent =
+    options.upstreamAgent ??
+    (layout.origin.startsWith('https:')
+      ? new https.Agent({ keepAlive: true })
+      : new http.Agent({ keepAlive: true }));
 
   const logger =
     options.logger === false
@@ -341,10 +360,13 @@ export function createRelay(options: RelayOptions): Relay {
     byRequestId.set(exchange.requestId, exchange);
     markSession(req, sessionOf(req));
     if (draining) res.setHeader('connection', 'close');
-    onExchangeEnd(req, res, (summary) => {
+    res.once('close', () => {
       inflight.delete(res);
       if (byRequestId.get(exchange.requestId) === exchange) byRequestId.delete(exchange.requestId);
-      emitter.emit('exchange', summary);
+      // The summary is built only for someone who listens (the logger and metrics build their own).
+      if (emitter.listenerCount('exchange') > 0) {
+        emitter.emit('exchange', summarizeExchange(req, res));
+      }
       if (draining) server.closeIdleConnections();
     });
     next();
@@ -361,10 +383,15 @@ export function createRelay(options: RelayOptions): Relay {
   // `logger: false` silences them too.
   const tenancy = { tenantSecret, upstreamMode, ...(logger ? {} : { logger: SILENT }) };
   const proxyTo = (rewrite: (path: string) => string) =>
-    relayProxy({ target: layout.origin, proxy: { pathRewrite: (path: string) => rewrite(path) } });
+    relayProxy({
+      target: layout.origin,
+      proxy: { agent: upstreamAgent, pathRewrite: (path: string) => rewrite(path) },
+    });
 
   const createChain = [
     route('responses', upstreamName),
+    // The chain ends in relayProxy, which runs the shared pipeline: no middleware need tap.
+    proxiedByRelay,
     upstreamProfile(profile, { maxBodyBytes: options.maxBodyBytes }),
     errorEnvelope({ provider }),
     responseChaining({
@@ -430,11 +457,14 @@ export function createRelay(options: RelayOptions): Relay {
       createProxyMiddleware<IncomingMessage, ServerResponse>({
         target: layout.origin,
         changeOrigin: true,
+        agent: upstreamAgent,
         pathFilter: (path) => path === '/v1' || path.startsWith('/v1/'),
         pathRewrite: (path) => `${layout.apiBase}${path}`,
         on: {
-          proxyReq: (_proxyReq, req, res) => {
+          proxyReq: (proxyReq, req, res) => {
             getExchange(req, res).attempts += 1;
+            // Hop-by-hop: the pooled upstream connection is the agent's, not the client's.
+            proxyReq.removeHeader('connection');
           },
           error: (_error, req, res) => {
             const response = res as ServerResponse;
@@ -534,6 +564,7 @@ export function createRelay(options: RelayOptions): Relay {
     server.closeAllConnections();
     for (const socket of sockets) socket.destroy();
     await closed;
+    if (ownAgent) upstreamAgent.destroy();
     if (ownStore) await rawStore.close();
   }
 

@@ -164,6 +164,13 @@ export class Exchange {
    * stream-only upstream). Set by a middleware that forced `stream: true` upstream.
    */
   aggregateStream = false;
+  /**
+   * True when the route ends in a relay-aware proxy (`relayProxy()` / `relayProxyOptions()`),
+   * which runs the shared pipeline itself: the middlewares then skip wrapping the response (tap
+   * mode), and one that answers by itself taps it with `tapResponse(exchange, {}, true)`.
+   * `createRelay` sets it; leave it false in front of a stock proxy.
+   */
+  proxyHandlesResponse = false;
   /** Free-form annotations for logs (tenant hash, session, upstream …); never secrets. */
   readonly annotations: Record<string, string | number | boolean> = {};
 

@@ -31,6 +31,9 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
+/** Hop-by-hop request headers never sent upstream (the relay proxies HTTP requests only). */
+const REQUEST_HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection'] as const;
+
 export interface RelayProxyHandlers {
   proxyReq?: (proxyReq: ClientRequest, req: IncomingMessage, res: ServerResponse) => void;
   proxyRes?: (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => void;
@@ -209,7 +212,10 @@ export function relayProxyOptions(
           );
           return;
         }
-        // Headers first: the body write below sends them.
+        // Headers first: the body write below sends them. The client's connection headers are
+        // hop-by-hop: the upstream connection is the agent's (a client's `connection: close`
+        // must not end, or confuse, a pooled keep-alive connection).
+        for (const name of REQUEST_HOP_BY_HOP) proxyReq.removeHeader(name);
         if (exchange.wantsResponse) proxyReq.setHeader('accept-encoding', 'identity');
         if (body !== undefined) {
           proxyReq.setHeader('content-length', body.length);

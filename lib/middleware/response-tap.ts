@@ -39,10 +39,18 @@ function applyHeaders(res: ServerResponse, headers: unknown): void {
   }
 }
 
-/** Installs the tap on the exchange's response (once). */
-export function tapResponse(exchange: Exchange, options: ResponsePipelineOptions = {}): void {
+/**
+ * Installs the tap on the exchange's response (once). Skipped when the exchange's proxy handles
+ * the response itself (`exchange.proxyHandlesResponse`) unless `force`d, as a middleware that
+ * writes the answer itself does.
+ */
+export function tapResponse(
+  exchange: Exchange,
+  options: ResponsePipelineOptions = {},
+  force = false,
+): void {
   const res = exchange.res as ServerResponse & { [TAPPED]?: boolean };
-  if (res[TAPPED]) return;
+  if (res[TAPPED] || (exchange.proxyHandlesResponse && !force)) return;
   res[TAPPED] = true;
   const raw = keepOriginalMethods(res);
   let pipeline: ResponsePipeline | undefined;

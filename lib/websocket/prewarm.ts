@@ -12,10 +12,11 @@
  * The WebSocket bridge posts each `response.create` to this route, prewarms included; the
  * responder answers HTTP clients that send `generate: false` the same way.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { getExchange } from '../middleware/exchange';
+import type { ServerResponse } from 'node:http';
+import { getExchange, type Exchange } from '../middleware/exchange';
 import { readRequestBody } from '../middleware/request-body';
 import { isCreateRequest } from '../middleware/response-chaining';
+import { tapResponse } from '../middleware/response-tap';
 import type { RelayMiddleware } from '../middleware/stream-transform';
 import { newResponseId } from '../protocol/ids';
 import { serializeStreamEvent } from '../protocol/sse';
@@ -140,14 +141,16 @@ function answer(res: ServerResponse, body: ResponseCreateBody): void {
  *   sseCompletion(), prewarmResponder(), relayProxy({ target }));
  */
 export function prewarmResponder(options: PrewarmResponderOptions = {}): RelayMiddleware {
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
-    const exchange = getExchange(req, res);
-    await readRequestBody(exchange, { maxBodyBytes: options.maxBodyBytes });
+  /** Answers the exchange when it is a prewarm; false when it goes on to the upstream. */
+  const answered = (exchange: Exchange, res: ServerResponse): boolean => {
     // The client's own body: an upstream profile may have dropped `generate` from what goes
     // upstream, the request is a prewarm all the same.
-    if (!isPrewarm(exchange.clientBody ?? exchange.body)) return false;
+    const body = exchange.clientBody ?? exchange.body;
+    if (!isPrewarm(body)) return false;
     exchange.annotations.prewarm = true;
-    answer(res, (exchange.clientBody ?? exchange.body) as ResponseCreateBody);
+    // The answer goes through the stages and the before-final hooks (which store it).
+    tapResponse(exchange, {}, true);
+    answer(res, body as ResponseCreateBody);
     return true;
   };
   return (req, res, next) => {
@@ -155,9 +158,15 @@ export function prewarmResponder(options: PrewarmResponderOptions = {}): RelayMi
       next();
       return;
     }
-    handle(req, res).then(
-      (answered) => {
-        if (!answered) next();
+    const exchange = getExchange(req, res);
+    if (exchange.body !== undefined) {
+      // Read already (the usual case, by the middlewares in front): no need to wait a tick.
+      if (!answered(exchange, res)) next();
+      return;
+    }
+    readRequestBody(exchange, { maxBodyBytes: options.maxBodyBytes }).then(
+      () => {
+        if (!answered(exchange, res)) next();
       },
       (error: unknown) => next(error),
     );
