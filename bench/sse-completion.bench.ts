@@ -17,6 +17,7 @@
  * text itself (which a rebuilt completion must hold), shows whether it grows with the number of
  * deltas.
  */
+import { createParser } from 'eventsource-parser';
 import express from 'express';
 import { createProxyMiddleware } from 'http-proxy-middleware';
 import http from 'node:http';
@@ -444,12 +445,42 @@ async function heldMidStream(built: Built, gc: () => void): Promise<Held> {
   return { retainedBytes: alive - released, textBytes: built.textChars * 2, bufferedChunks };
 }
 
+// --- the floor: reading each event once, in process ---------------------------------------------
+
+/**
+ * What reading every event once costs with no I/O and no relay code: eventsource-parser (fed
+ * decoded text) and one `JSON.parse` per event. Anything that must see the events (to rebuild a
+ * completion, renumber, rewrite ids) pays at least this per event; plain http-proxy-middleware
+ * reads none of them.
+ */
+function readingFloor(pieces: readonly Buffer[], events: number): number {
+  const once = (): number => {
+    let parsed = 0;
+    const decoder = new TextDecoder();
+    const parser = createParser({
+      onEvent(event) {
+        const value = JSON.parse(event.data) as { type?: unknown };
+        if (typeof value.type === 'string') parsed += 1;
+      },
+    });
+    const start = process.hrtime.bigint();
+    for (const piece of pieces) parser.feed(decoder.decode(piece, { stream: true }));
+    const ms = Number(process.hrtime.bigint() - start) / 1e6;
+    if (parsed !== events) throw new Error(`expected ${events} events, read ${parsed}`);
+    return ms;
+  };
+  for (let round = 0; round < WARMUP_ROUNDS; round += 1) once();
+  const times: number[] = [];
+  for (let round = 0; round < ROUNDS; round += 1) times.push(once());
+  return median(times);
+}
+
 // --- report ------------------------------------------------------------------------------------
 
 const fmt = (value: number, digits = 2): string => value.toFixed(digits);
 const kib = (bytes: number): string => `${fmt(bytes / 1024, 0)} KiB`;
 
-function report(label: string, variants: Variant[], events: number): void {
+function report(label: string, variants: Variant[], events: number): number {
   const plain = median((variants[0] as Variant).times);
   process.stdout.write(
     `${label}\n\n| variant | median ms | µs / event | ratio vs plain |\n|---|---|---|---|\n`,
@@ -466,6 +497,7 @@ function report(label: string, variants: Variant[], events: number): void {
     `\nsseCompletion's own stage over the shared pipeline (tap − noop stage): ` +
       `${fmt(((tap - noop) * 1000) / events, 3)} µs/event (${fmt(tap / noop)}×)\n\n`,
   );
+  return plain;
 }
 
 export async function run(): Promise<void> {
@@ -486,16 +518,29 @@ export async function run(): Promise<void> {
   for (let at = 0; at < body.length; at += WRITE_SIZE) {
     slices.push(body.subarray(at, at + WRITE_SIZE));
   }
-  report(
+  const bulk = await wallTime(slices);
+  const plainBulk = report(
     `### upstream writes ${WRITE_SIZE / 1024} KiB pieces (as fast as loopback goes)`,
-    await wallTime(slices),
+    bulk,
     events,
   );
-  report(
+  const perEvent = await wallTime(built.frames.map((frame) => Buffer.from(frame)));
+  const plainPerEvent = report(
     '### upstream writes one event per write (as a model streams)',
-    await wallTime(built.frames.map((frame) => Buffer.from(frame))),
+    perEvent,
     events,
   );
+  const floor = readingFloor(slices, events);
+  const perEventUs = (ms: number): string => fmt((ms * 1000) / events, 3);
+  process.stdout.write(
+    '### the floor: reading each event once (no I/O, no relay code)\n\n' +
+      `eventsource-parser + one JSON.parse per event: ${perEventUs(floor)} µs/event, ` +
+      `${fmt(floor / plainBulk)}× of plain's whole exchange with 16 KiB writes ` +
+      `(${perEventUs(plainBulk)} µs/event) and ${fmt(floor / plainPerEvent)}× of it with one ` +
+      `event per write (${perEventUs(plainPerEvent)} µs/event). A gateway that reads the events ` +
+      `is at 1 + that ratio of plain at best.\n\n`,
+  );
+  const tapOf = (variants: Variant[]): number => median((variants[2] as Variant).times);
   const rssAfter = process.memoryUsage().rss;
   gc();
   const heapAfter = process.memoryUsage().heapUsed;
@@ -522,4 +567,10 @@ export async function run(): Promise<void> {
         `${kib(held.retainedBytes - held.textBytes)} | ${held.bufferedChunks} |\n`,
     );
   }
+  process.stdout.write(
+    `\nSummary: sseCompletion (tap) ${fmt(tapOf(bulk) / plainBulk)}× plain with 16 KiB writes, ` +
+      `${fmt(tapOf(perEvent) / plainPerEvent)}× with one event per write (target ≤ 1.10×); ` +
+      `reading the events alone (no I/O) is ${fmt(floor / plainBulk)}× / ` +
+      `${fmt(floor / plainPerEvent)}× of plain\n`,
+  );
 }
