@@ -177,13 +177,22 @@ const lastTurn = { expandMs: 0, storeMs: 0 };
 
 /** A store that times its writes (the before-final hook awaits them). */
 function timedWrites(store: SessionStore): SessionStore {
-  return Object.assign(Object.create(store) as SessionStore, {
+  const timed = Object.assign(Object.create(store) as SessionStore, {
     async putResponse(record: StoredResponse) {
       const start = performance.now();
       await store.putResponse(record);
       lastTurn.storeMs = performance.now() - start;
     },
   });
+  const withHead = store.putSessionResponse;
+  if (withHead !== undefined) {
+    timed.putSessionResponse = async (record: StoredResponse, sessionKey: string) => {
+      const start = performance.now();
+      await withHead.call(store, record, sessionKey);
+      lastTurn.storeMs = performance.now() - start;
+    };
+  }
+  return timed;
 }
 
 /**

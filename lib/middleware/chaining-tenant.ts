@@ -4,7 +4,13 @@
  * or annotated.
  */
 import type { IncomingMessage } from 'node:http';
+import { LRUCache } from 'lru-cache';
 import { tenantId } from '../store/tenant';
+
+/** Credentials whose tenant id a resolver remembers (an HMAC per request otherwise). */
+const TENANT_CACHE_ENTRIES = 1024;
+/** Longer tenant keys are hashed every time rather than kept. */
+const TENANT_CACHE_MAX_KEY_LENGTH = 512;
 
 /**
  * Returns the credential (or any tenant key: an account id, a team name…) of a request, or
@@ -73,14 +79,23 @@ export type TenantResolver = (req: IncomingMessage) => string | undefined;
 /**
  * Builds the tenant resolver of a middleware: the tenant key (option `tenant`, else the
  * credential) hashed with the secret by {@link tenantId}. Throws at construction when no secret
- * is configured, so a misconfiguration never reaches a request.
+ * is configured, so a misconfiguration never reaches a request. The ids of the last 1024 keys
+ * (of up to 512 characters) are remembered in process memory (never stored, logged or exposed),
+ * so a client's requests cost one HMAC, not one each.
  */
 export function createTenantResolver(owner: string, options: TenantOptions): TenantResolver {
   const secret = resolveTenantSecret(owner, options.tenantSecret);
   const key = options.tenant ?? requestCredential;
+  const known = new LRUCache<string, string>({ max: TENANT_CACHE_ENTRIES });
   return (req) => {
     const value = key(req);
     if (typeof value !== 'string' || value === '') return undefined;
-    return tenantId(value, secret);
+    if (value.length > TENANT_CACHE_MAX_KEY_LENGTH) return tenantId(value, secret);
+    let tenant = known.get(value);
+    if (tenant === undefined) {
+      tenant = tenantId(value, secret);
+      known.set(value, tenant);
+    }
+    return tenant;
   };
 }

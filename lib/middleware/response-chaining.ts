@@ -25,7 +25,12 @@ import {
   type ResponseItem,
   type ResponseObject,
 } from '../protocol/types';
-import type { ExpandedChain, SessionStore, StoredResponse } from '../store/session-store';
+import type {
+  ExpandedChain,
+  SessionHeadChain,
+  SessionStore,
+  StoredResponse,
+} from '../store/session-store';
 import {
   answersPendingCalls,
   applyPairingPolicy,
@@ -276,6 +281,31 @@ export function responseChaining(options: ResponseChainingOptions): RelayMiddlew
     return head.value;
   }
 
+  /**
+   * The session's last response and its chain (one round trip when the store offers
+   * `expandSessionHead`); `undefined` when answered (503), `null` for none. A chain that cannot be
+   * expanded (gone, over a cap) comes back as `chain: null`: the turn goes on without it.
+   */
+  async function sessionChain(ctx: TurnContext): Promise<SessionHeadChain | null | undefined> {
+    const { tenant, sessionKey } = ctx;
+    if (sessionKey === undefined) return null;
+    const combined = store.expandSessionHead;
+    if (combined !== undefined) {
+      const found = await read(() => combined.call(store, tenant, sessionKey), '');
+      if (found.ok) return found.value;
+      if (found.failure.kind === 'unavailable' && !failSessionRead(ctx, found)) return undefined;
+      return null;
+    }
+    const head = await sessionHead(ctx);
+    if (head === undefined || head === null) return head;
+    const expanded = await read(() => store.expandChain(tenant, head), head);
+    if (expanded.ok) return { head, chain: expanded.value };
+    if (expanded.failure.kind === 'unavailable' && !failSessionRead(ctx, expanded)) {
+      return undefined;
+    }
+    return null;
+  }
+
   async function planStateless(ctx: TurnContext): Promise<TurnPlan | undefined> {
     const { body, tenant, anchor, exchange } = ctx;
     const delta = normalizeInput(body.input);
@@ -292,22 +322,15 @@ export function responseChaining(options: ResponseChainingOptions): RelayMiddlew
       chain = expanded.value;
       parentId = anchor;
     } else if (ctx.sessionKey !== undefined && (linkTranscripts || !selfContained)) {
-      const found = await sessionHead(ctx);
+      const found = await sessionChain(ctx);
       if (found === undefined) return undefined;
-      if (found !== null) {
-        const expanded = await read(() => store.expandChain(tenant, found), found);
-        if (!expanded.ok) {
-          if (expanded.failure.kind === 'unavailable' && !failSessionRead(ctx, expanded)) {
-            return undefined;
-          }
-        } else if (expanded.value !== null) {
-          head = found;
-          headChain = expanded.value;
-          if (!selfContained && answersPendingCalls(delta, headChain.items)) {
-            chain = headChain;
-            parentId = head;
-            exchange.annotations.chain_injected = true;
-          }
+      if (found !== null && found.chain !== null) {
+        head = found.head;
+        headChain = found.chain;
+        if (!selfContained && answersPendingCalls(delta, headChain.items)) {
+          chain = headChain;
+          parentId = head;
+          exchange.annotations.chain_injected = true;
         }
       }
     }
@@ -463,8 +486,11 @@ export function responseChaining(options: ResponseChainingOptions): RelayMiddlew
       const model = typeof final.model === 'string' ? final.model : ctx.body.model;
       if (typeof model === 'string') record.model = model;
       if (typeof ctx.body.instructions === 'string') record.instructions = ctx.body.instructions;
+      // The record and the session head in one atomic round trip when the store offers it.
+      const withHead = ctx.sessionKey !== undefined ? store.putSessionResponse : undefined;
       try {
-        await store.putResponse(record);
+        if (withHead !== undefined) await withHead.call(store, record, ctx.sessionKey as string);
+        else await store.putResponse(record);
       } catch (error) {
         exchange.annotations.chain_stored = false;
         ctx.log.error(
@@ -474,7 +500,7 @@ export function responseChaining(options: ResponseChainingOptions): RelayMiddlew
         return;
       }
       exchange.annotations.chain_stored = true;
-      if (ctx.sessionKey === undefined) return;
+      if (ctx.sessionKey === undefined || withHead !== undefined) return;
       try {
         await store.setSessionHead(ctx.tenant, ctx.sessionKey, final.id);
       } catch (error) {

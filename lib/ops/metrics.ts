@@ -53,6 +53,9 @@ const STORE_OPERATIONS = [
   'deleteResponse',
   'setSessionHead',
   'getSessionHead',
+  // optional (SessionStore.expandSessionHead / putSessionResponse): wrapped when present
+  'expandSessionHead',
+  'putSessionResponse',
 ] as const;
 
 type StoreOperation = (typeof STORE_OPERATIONS)[number];
@@ -232,7 +235,8 @@ export class RelayMetrics {
   instrumentStore<S extends SessionStore>(store: S): SessionStore {
     const timed = {} as Record<StoreOperation, (...args: unknown[]) => Promise<unknown>>;
     for (const operation of STORE_OPERATIONS) {
-      const method = store[operation] as (...args: unknown[]) => Promise<unknown>;
+      const method = store[operation] as ((...args: unknown[]) => Promise<unknown>) | undefined;
+      if (typeof method !== 'function') continue;
       timed[operation] = async (...args: unknown[]) => {
         const end = this.storeDuration.startTimer({ operation });
         try {

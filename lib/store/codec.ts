@@ -18,6 +18,11 @@ export interface EncodedRecord {
   hash: string;
   /** UTF-8 byte length of `json`: the record's size for every cap. */
   bytes: number;
+  /**
+   * `createdAt` as it appears in `json`. With `hash` it identifies the stored JSON exactly, so it
+   * is what a record's chain hash is computed from (see redis-scripts.ts).
+   */
+  created: string;
 }
 
 /** An id as error messages show it: quoted, at most 80 characters. */
@@ -118,7 +123,8 @@ export function encodeRecord(record: StoredResponse, maxResponseBytes: number): 
     });
   }
   // `createdAt` stays out of the hash: a writer that rebuilds the same record later is a re-send.
-  const json = `${content.slice(0, -1)},"createdAt":${JSON.stringify(record.createdAt)}}`;
+  const created = JSON.stringify(record.createdAt);
+  const json = `${content.slice(0, -1)},"createdAt":${created}}`;
   const bytes = Buffer.byteLength(json, 'utf8');
   if (bytes > maxResponseBytes) {
     throw new SessionStoreError(
@@ -127,7 +133,7 @@ export function encodeRecord(record: StoredResponse, maxResponseBytes: number): 
       { responseId: id, limit: maxResponseBytes, actual: bytes },
     );
   }
-  return { tenant: record.tenant, id, parentId, json, hash: contentHash(content), bytes };
+  return { tenant: record.tenant, id, parentId, json, hash: contentHash(content), bytes, created };
 }
 
 interface StoredBody {
@@ -159,6 +165,43 @@ function fromBody(tenant: string, body: StoredBody): StoredResponse {
 /** A fresh StoredResponse from its stored JSON (a new object graph every call). */
 export function decodeRecord(tenant: string, json: string): StoredResponse {
   return fromBody(tenant, JSON.parse(json) as StoredBody);
+}
+
+/** Freezes a parsed JSON value and everything in it (JSON has no cycles). */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value;
+  if (Array.isArray(value)) {
+    for (const element of value) deepFreeze(element);
+  } else {
+    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+  }
+  return Object.freeze(value);
+}
+
+/** A deeply frozen StoredResponse from its stored JSON, to keep and share between reads. */
+export function decodeFrozenRecord(tenant: string, json: string): StoredResponse {
+  return deepFreeze(decodeRecord(tenant, json));
+}
+
+/**
+ * A StoredResponse for a caller from a kept (frozen) one: a new object with new `input` /
+ * `output` arrays, sharing the frozen items.
+ */
+export function readRecord(record: StoredResponse): StoredResponse {
+  return { ...record, input: [...record.input], output: [...record.output] };
+}
+
+/**
+ * Builds an ExpandedChain from kept records, root first: fresh arrays over the records and items
+ * they hold (shared, so treat them as read-only).
+ */
+export function chainOf(recordsRootFirst: StoredResponse[], bytes: number): ExpandedChain {
+  const items: ResponseItem[] = [];
+  for (const record of recordsRootFirst) {
+    for (const item of record.input) items.push(item);
+    for (const item of record.output) items.push(item);
+  }
+  return { records: recordsRootFirst, items, depth: recordsRootFirst.length, bytes };
 }
 
 /** Builds an ExpandedChain from stored JSON texts, root first, parsing them in one pass. */

@@ -6,6 +6,7 @@ export {
   SESSION_STORE_ERROR_CODES,
   isSessionStoreError,
   type ExpandedChain,
+  type SessionHeadChain,
   type SessionStore,
   type SessionStoreErrorCode,
   type SessionStoreErrorDetails,
@@ -32,6 +33,7 @@ export {
 export {
   RedisSessionStore,
   DEFAULT_KEY_PREFIX,
+  DEFAULT_REDIS_CACHE_BYTES,
   type RedisSessionStoreClient,
   type RedisSessionStoreOptions,
 } from './redis-session-store';

@@ -4,12 +4,13 @@
  */
 import { LRUCache } from 'lru-cache';
 import {
-  assembleChain,
   assertLookupId,
   assertTenant,
   assertWriteId,
-  decodeRecord,
+  chainOf,
+  decodeFrozenRecord,
   encodeRecord,
+  readRecord,
   shownId,
 } from './codec';
 import {
@@ -21,6 +22,7 @@ import {
 import {
   SessionStoreError,
   type ExpandedChain,
+  type SessionHeadChain,
   type SessionStore,
   type StoredResponse,
 } from './session-store';
@@ -35,6 +37,7 @@ export interface MemorySessionStoreOptions extends SessionStoreLimitOptions {
   /**
    * Bytes held for all tenants together (serialized sizes plus a fixed per-entry overhead); past it
    * the least recently used entries are evicted. Must leave room for one `maxResponseBytes` record.
+   * Records are kept parsed, which takes about 2 to 3 times their serialized size in memory.
    * @default 134217728 (128 MiB)
    */
   maxBytes?: number;
@@ -54,7 +57,8 @@ interface RecordEntry {
   kind: 'r';
   tenant: string;
   parentKey: string | null;
-  json: string;
+  /** The record as stored (parsed from its stored JSON), deeply frozen: shared by every read. */
+  record: StoredResponse;
   hash: string;
   bytes: number;
   depth: number;
@@ -82,8 +86,9 @@ function headKey(tenant: string, sessionKey: string): string {
 
 /**
  * A SessionStore in process memory, for a single gateway instance (several instances need
- * RedisSessionStore). Stores serialized records, so nothing a caller holds can change stored state
- * and every read returns fresh objects. Expired entries are dropped lazily (no timers).
+ * RedisSessionStore). Stores each record parsed back from its stored JSON and deeply frozen, so
+ * nothing a caller holds can change stored state; reads return fresh arrays over the frozen items
+ * (an expansion parses and copies nothing). Expired entries are dropped lazily (no timers).
  */
 export class MemorySessionStore implements SessionStore {
   readonly limits: StoreLimits;
@@ -136,10 +141,21 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async putResponse(record: StoredResponse): Promise<void> {
+    this.put(record, undefined);
+  }
+
+  async putSessionResponse(record: StoredResponse, sessionKey: string): Promise<void> {
+    assertLookupId('sessionKey', sessionKey);
+    this.put(record, sessionKey);
+  }
+
+  private put(record: StoredResponse, sessionKey: string | undefined): void {
     this.assertOpen();
     const encoded = encodeRecord(record, this.limits.maxResponseBytes);
     const { tenant, id, parentId } = encoded;
     const key = recordKey(tenant, id);
+    const head = sessionKey === undefined ? undefined : headKey(tenant, sessionKey);
+    const newHead = head !== undefined && !this.cache.has(head) ? 1 : 0;
     const existing = this.cache.get(key);
     if (existing?.kind === 'r') {
       if (existing.hash !== encoded.hash) {
@@ -151,7 +167,9 @@ export class MemorySessionStore implements SessionStore {
           },
         );
       }
+      if (newHead > 0) this.reserveEntries(tenant, newHead);
       this.touch(key);
+      if (head !== undefined) this.setHead(tenant, head, id);
       return;
     }
     let depth = 1;
@@ -172,12 +190,12 @@ export class MemorySessionStore implements SessionStore {
     }
     if (depth > this.limits.maxChainDepth) throw this.tooDeep(id, depth);
     if (chainBytes > this.limits.maxChainBytes) throw this.tooLarge(id, chainBytes);
-    this.reserveEntry(tenant);
+    this.reserveEntries(tenant, 1 + newHead);
     this.cache.set(key, {
       kind: 'r',
       tenant,
       parentKey,
-      json: encoded.json,
+      record: decodeFrozenRecord(tenant, encoded.json),
       hash: encoded.hash,
       bytes: encoded.bytes,
       depth,
@@ -185,6 +203,7 @@ export class MemorySessionStore implements SessionStore {
     });
     this.remember(tenant, key);
     if (parentKey !== null) this.touch(parentKey);
+    if (head !== undefined) this.setHead(tenant, head, id);
   }
 
   async getResponse(tenant: string, id: string): Promise<StoredResponse | null> {
@@ -192,7 +211,7 @@ export class MemorySessionStore implements SessionStore {
     assertTenant(tenant);
     assertLookupId('id', id);
     const entry = this.cache.get(recordKey(tenant, id));
-    return entry?.kind === 'r' ? decodeRecord(tenant, entry.json) : null;
+    return entry?.kind === 'r' ? readRecord(entry.record) : null;
   }
 
   async expandChain(tenant: string, id: string): Promise<ExpandedChain | null> {
@@ -205,7 +224,7 @@ export class MemorySessionStore implements SessionStore {
     if (leaf.depth > this.limits.maxChainDepth) throw this.tooDeep(id, leaf.depth);
     if (leaf.chainBytes > this.limits.maxChainBytes) throw this.tooLarge(id, leaf.chainBytes);
     const keys: string[] = [];
-    const jsons: string[] = [];
+    const records: StoredResponse[] = [];
     let total = 0;
     let key: string | null = leafKey;
     let entry: Entry | undefined = leaf;
@@ -215,13 +234,18 @@ export class MemorySessionStore implements SessionStore {
       total += entry.bytes;
       if (total > this.limits.maxChainBytes) throw this.tooLarge(id, total);
       keys.push(key);
-      jsons.push(entry.json);
+      records.push(entry.record);
       key = entry.parentKey;
       entry = key === null ? undefined : this.cache.peek(key);
     }
     for (const k of keys) this.touch(k);
-    jsons.reverse();
-    return assembleChain(tenant, jsons, total);
+    return chainOf(records.reverse(), total);
+  }
+
+  async expandSessionHead(tenant: string, sessionKey: string): Promise<SessionHeadChain | null> {
+    const head = await this.getSessionHead(tenant, sessionKey);
+    if (head === null) return null;
+    return { head, chain: await this.expandChain(tenant, head) };
   }
 
   async deleteResponse(tenant: string, id: string): Promise<boolean> {
@@ -239,9 +263,8 @@ export class MemorySessionStore implements SessionStore {
     assertLookupId('sessionKey', sessionKey);
     assertWriteId('responseId', responseId);
     const key = headKey(tenant, sessionKey);
-    if (!this.cache.has(key)) this.reserveEntry(tenant);
-    this.cache.set(key, { kind: 's', tenant, responseId });
-    this.remember(tenant, key);
+    if (!this.cache.has(key)) this.reserveEntries(tenant, 1);
+    this.setHead(tenant, key, responseId);
   }
 
   async getSessionHead(tenant: string, sessionKey: string): Promise<string | null> {
@@ -273,15 +296,20 @@ export class MemorySessionStore implements SessionStore {
     this.cache.get(key, { updateAgeOnGet: true });
   }
 
-  /** Throws `tenant_quota_exceeded` unless the tenant may add one entry. */
-  private reserveEntry(tenant: string): void {
+  private setHead(tenant: string, key: string, responseId: string): void {
+    this.cache.set(key, { kind: 's', tenant, responseId });
+    this.remember(tenant, key);
+  }
+
+  /** Throws `tenant_quota_exceeded` unless the tenant may add `count` entries. */
+  private reserveEntries(tenant: string, count: number): void {
     const keys = this.tenantKeys.get(tenant);
-    if (keys === undefined || keys.size < this.limits.maxEntriesPerTenant) return;
+    if (keys === undefined || keys.size + count <= this.limits.maxEntriesPerTenant) return;
     // Expired entries linger until touched: drop the tenant's stale ones before refusing.
     for (const key of [...keys]) {
       if (this.cache.getRemainingTTL(key) <= 0) this.cache.delete(key);
     }
-    if (keys.size >= this.limits.maxEntriesPerTenant) {
+    if (keys.size + count > this.limits.maxEntriesPerTenant) {
       throw new SessionStoreError(
         'tenant_quota_exceeded',
         `the tenant already holds ${keys.size} entries, the store's limit is ${this.limits.maxEntriesPerTenant}`,

@@ -4,11 +4,14 @@
  * tenant-tagged keys, and a deadline on everything.
  */
 import type { Cluster, Redis } from 'ioredis';
+import { ChainCache, type ChainNode } from './chain-cache';
 import {
   assembleChain,
   assertLookupId,
   assertTenant,
   assertWriteId,
+  chainOf,
+  decodeFrozenRecord,
   decodeRecord,
   encodeRecord,
   shownId,
@@ -26,6 +29,7 @@ import { SCRIPTS, type ScriptName } from './redis-scripts';
 import {
   SessionStoreError,
   type ExpandedChain,
+  type SessionHeadChain,
   type SessionStore,
   type StoredResponse,
 } from './session-store';
@@ -71,9 +75,17 @@ export interface RedisSessionStoreOptions extends SessionStoreLimitOptions {
    * @default false
    */
   closeClient?: boolean;
+  /**
+   * Bytes of parsed records kept by this instance (counted as their stored size; the objects
+   * take about 2 to 3 times that in memory), so an expansion transfers and parses only the
+   * records this instance has not seen yet instead of the whole history. `0` disables it.
+   * @default 33554432 (32 MiB)
+   */
+  cacheBytes?: number;
 }
 
 export const DEFAULT_KEY_PREFIX = 'relay';
+export const DEFAULT_REDIS_CACHE_BYTES = 32 * 1024 * 1024;
 
 type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 
@@ -100,6 +112,7 @@ export class RedisSessionStore implements SessionStore {
   private readonly keys: KeyLayout;
   private readonly failFast: boolean;
   private readonly closeClient: boolean;
+  private readonly cache: ChainCache | undefined;
   private closed = false;
 
   constructor(options: RedisSessionStoreOptions) {
@@ -121,6 +134,11 @@ export class RedisSessionStore implements SessionStore {
     );
     this.failFast = options.failFast ?? false;
     this.closeClient = options.closeClient ?? false;
+    const cacheBytes =
+      options.cacheBytes === 0
+        ? 0
+        : positiveInteger(OWNER, 'cacheBytes', options.cacheBytes, DEFAULT_REDIS_CACHE_BYTES);
+    this.cache = cacheBytes > 0 ? new ChainCache(cacheBytes) : undefined;
     const host = this.client as unknown as Record<string, unknown>;
     for (const script of Object.values(SCRIPTS)) {
       // Several stores (or library copies of the same version) may share one client.
@@ -134,29 +152,60 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async putResponse(record: StoredResponse): Promise<void> {
+    return this.put(record, undefined);
+  }
+
+  async putSessionResponse(record: StoredResponse, sessionKey: string): Promise<void> {
+    assertLookupId('sessionKey', sessionKey);
+    return this.put(record, sessionKey);
+  }
+
+  private async put(record: StoredResponse, sessionKey: string | undefined): Promise<void> {
     this.assertOpen();
     const encoded = encodeRecord(record, this.limits.maxResponseBytes);
     const { tenant, id, parentId } = encoded;
     const segment = keySegment(id);
     const parentSegment = parentId === null ? '' : keySegment(parentId);
+    const headSegment = sessionKey === undefined ? '' : keySegment(sessionKey);
     const key = this.keys.record(tenant, segment);
-    const reply = await this.script('put', 'putResponse', [
-      key,
-      this.keys.index(tenant),
-      parentId === null ? key : this.keys.record(tenant, parentSegment),
-      segment,
-      parentSegment,
-      encoded.hash,
-      encoded.json,
-      this.limits.ttlMs,
-      this.limits.maxEntriesPerTenant,
-      this.limits.maxChainDepth,
-      this.limits.maxChainBytes,
-    ]);
+    const reply = await this.script(
+      'put',
+      sessionKey === undefined ? 'putResponse' : 'putSessionResponse',
+      [
+        key,
+        this.keys.index(tenant),
+        parentId === null ? key : this.keys.record(tenant, parentSegment),
+        sessionKey === undefined ? key : this.keys.head(tenant, headSegment),
+        segment,
+        parentSegment,
+        encoded.hash,
+        encoded.json,
+        this.limits.ttlMs,
+        this.limits.maxEntriesPerTenant,
+        this.limits.maxChainDepth,
+        this.limits.maxChainBytes,
+        encoded.created,
+        headSegment,
+        id,
+      ],
+    );
     const [status, value] = scriptReply(reply);
     switch (status) {
-      case 'ok':
+      case 'ok': {
+        const [, , , hash, parentHash, written] = reply as unknown[];
+        if (this.cache !== undefined && typeof hash === 'string' && hash !== '') {
+          if (Number(written) === 1) {
+            this.cache.add(tenant, {
+              hash,
+              parentHash: String(parentHash ?? ''),
+              record: decodeFrozenRecord(tenant, encoded.json),
+              bytes: encoded.bytes,
+            });
+          }
+          this.cache.remember(tenant, id, hash);
+        }
         return;
+      }
       case 'conflict':
         throw new SessionStoreError(
           'conflict',
@@ -191,22 +240,97 @@ export class RedisSessionStore implements SessionStore {
     assertTenant(tenant);
     assertLookupId('id', id);
     const segment = keySegment(id);
-    const reply = await this.script('expand', 'expandChain', [
-      this.keys.record(tenant, segment),
-      this.keys.index(tenant),
-      segment,
-      this.limits.ttlMs,
-      this.limits.maxChainDepth,
-      this.limits.maxChainBytes,
-    ]);
-    if (!Array.isArray(reply) || reply.length === 0) throw corrupt(id);
-    const status = String(reply[0]);
-    if (status === 'not_found' || status === 'broken') return null;
-    if (status !== 'ok') throw this.replyError(status, Number(reply[1]), id);
+    const found = await this.expand(tenant, 'r', this.keys.record(tenant, segment), segment, id);
+    return found === null ? null : found.chain;
+  }
+
+  async expandSessionHead(tenant: string, sessionKey: string): Promise<SessionHeadChain | null> {
+    this.assertOpen();
+    assertTenant(tenant);
+    assertLookupId('sessionKey', sessionKey);
+    const segment = keySegment(sessionKey);
+    return this.expand(tenant, 's', this.keys.head(tenant, segment), segment, undefined);
+  }
+
+  /**
+   * One run of the expand script (see redis-scripts.ts), offering the chain hashes this instance
+   * holds parsed; a second run without them only when a cached record went missing meanwhile.
+   */
+  private async expand(
+    tenant: string,
+    mode: 'r' | 's',
+    key: string,
+    segment: string,
+    id: string | undefined,
+  ): Promise<SessionHeadChain | null> {
+    const operation = mode === 'r' ? 'expandChain' : 'expandSessionHead';
+    const send = (candidates: string[]): Promise<unknown> =>
+      this.script('expand', operation, [
+        key,
+        this.keys.index(tenant),
+        mode,
+        segment,
+        this.limits.ttlMs,
+        this.limits.maxChainDepth,
+        this.limits.maxChainBytes,
+        ...candidates,
+      ]);
+    const candidates = this.cache?.candidates(tenant, id) ?? [];
+    let reply = await send(candidates);
+    for (let attempt = 0; ; attempt += 1) {
+      if (!Array.isArray(reply) || reply.length === 0) throw corrupt(id ?? '');
+      const status = String(reply[0]);
+      if (status === 'no_head') return null;
+      // the head id: at 3 in an 'ok' reply, at 2 in the others
+      const head = mode === 's' ? String(reply[status === 'ok' ? 3 : 2] ?? '') : '';
+      const about = id ?? head;
+      if (status === 'not_found' || status === 'broken') return { head, chain: null };
+      if (status !== 'ok') throw this.replyError(status, Number(reply[1]), about);
+      const chain = this.chainFromReply(tenant, reply, about);
+      if (chain !== null) return { head, chain };
+      // A record the reply left out is no longer cached here: ask again for every record.
+      if (attempt > 0) throw corrupt(about);
+      reply = await send([]);
+    }
+  }
+
+  /** The chain in an 'ok' reply of the expand script, or null when the cache cannot complete it. */
+  private chainFromReply(tenant: string, reply: unknown[], id: string): ExpandedChain | null {
+    const depth = Number(reply[1]);
     const bytes = Number(reply[2]);
-    const jsons: string[] = [];
-    for (let i = reply.length - 1; i >= 3; i -= 1) jsons.push(String(reply[i]));
-    return assembleChain(tenant, jsons, bytes);
+    const matched = String(reply[4] ?? '');
+    const cache = this.cache;
+    if (cache === undefined) {
+      if (matched !== '') throw corrupt(id);
+      const jsons: string[] = [];
+      for (let i = reply.length - 1; i >= 7; i -= 3) jsons.push(String(reply[i]));
+      return assembleChain(tenant, jsons, bytes);
+    }
+    // Leaf first: each sent record is cached before the lineage below it is looked up, so the
+    // ones nearer the root end up the more recently used (evicted last).
+    const sent: ChainNode[] = [];
+    for (let i = 5; i + 2 < reply.length; i += 3) {
+      const json = String(reply[i + 2]);
+      const node: ChainNode = {
+        hash: String(reply[i]),
+        parentHash: String(reply[i + 1]),
+        record: decodeFrozenRecord(tenant, json),
+        bytes: Buffer.byteLength(json, 'utf8'),
+      };
+      cache.add(tenant, node);
+      sent.push(node);
+    }
+    let records: StoredResponse[] = [];
+    if (matched !== '') {
+      const below = cache.lineage(tenant, matched, this.limits.maxChainDepth);
+      if (below === null) return null;
+      records = below;
+    }
+    for (let i = sent.length - 1; i >= 0; i -= 1) records.push((sent[i] as ChainNode).record);
+    if (records.length !== depth) return null;
+    const leaf = records[records.length - 1] as StoredResponse;
+    cache.remember(tenant, leaf.id, sent.length > 0 ? (sent[0] as ChainNode).hash : matched);
+    return chainOf(records, bytes);
   }
 
   async deleteResponse(tenant: string, id: string): Promise<boolean> {
@@ -232,7 +356,7 @@ export class RedisSessionStore implements SessionStore {
       this.keys.head(tenant, segment),
       this.keys.index(tenant),
       segment,
-      responseId,
+      `2:${keySegment(responseId)}:${responseId}`,
       this.limits.ttlMs,
       this.limits.maxEntriesPerTenant,
     ]);
@@ -245,12 +369,17 @@ export class RedisSessionStore implements SessionStore {
     assertTenant(tenant);
     assertLookupId('sessionKey', sessionKey);
     const key = this.keys.head(tenant, keySegment(sessionKey));
-    return this.run('getSessionHead', () => this.client.get(key));
+    const value = await this.run('getSessionHead', () => this.client.get(key));
+    if (value === null) return null;
+    const at = value.startsWith('2:') ? value.indexOf(':', 2) : -1;
+    if (at < 0) throw corrupt('');
+    return value.slice(at + 1);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.cache?.clear();
     if (!this.closeClient) return;
     try {
       await withDeadline(
@@ -342,11 +471,14 @@ function scriptReply(reply: unknown): [string, number] {
   return [String(reply[0]), Number(reply[1] ?? 0)];
 }
 
-/** The JSON part of a stored value (`1:<depth>:<chain>:<parent>:<hash>:<json>`), or null. */
+/**
+ * The JSON part of a stored value
+ * (`2:<depth>:<chain>:<parent>:<hash>:<chain hash>:<parent chain hash>:<json>`), or null.
+ */
 function storedJson(value: string): string | null {
-  if (!value.startsWith('1:')) return null;
+  if (!value.startsWith('2:')) return null;
   let at = 1;
-  for (let i = 0; i < 4; i += 1) {
+  for (let i = 0; i < 6; i += 1) {
     at = value.indexOf(':', at + 1);
     if (at < 0) return null;
   }

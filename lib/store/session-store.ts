@@ -31,7 +31,11 @@ export interface StoredResponse {
   createdAt: number;
 }
 
-/** A chain expanded from a leaf back to its root. */
+/**
+ * A chain expanded from a leaf back to its root. Treat it as read-only: the arrays are fresh for
+ * every call, but the records and items in them may be frozen objects shared between calls (a
+ * store may keep parsed records instead of parsing the whole history on every expansion).
+ */
 export interface ExpandedChain {
   /** The records, root first, leaf last. */
   records: StoredResponse[];
@@ -41,6 +45,14 @@ export interface ExpandedChain {
   depth: number;
   /** Stored size of the chain: the sum of each record's serialized size in UTF-8 bytes. */
   bytes: number;
+}
+
+/** What {@link SessionStore.expandSessionHead} answers for a session that has a head. */
+export interface SessionHeadChain {
+  /** The session's latest response id. */
+  head: string;
+  /** Its chain, or null when it cannot be expanded (unknown, expired, broken). */
+  chain: ExpandedChain | null;
 }
 
 /**
@@ -75,7 +87,8 @@ export interface SessionStore {
   /**
    * The chain ending at `id`, root first; refreshes the TTL of every record in it. Null for an
    * unknown id, another tenant's id, or a chain with a missing ancestor. Fails with
-   * `chain_too_deep` / `chain_too_large` past the store's caps. One round trip on Redis.
+   * `chain_too_deep` / `chain_too_large` past the store's caps. One round trip on Redis (a second
+   * one only when records the instance held parsed were evicted from its cache meanwhile).
    */
   expandChain(tenant: string, id: string): Promise<ExpandedChain | null>;
   /** Deletes one record; true when it existed for this tenant. Its descendants then expand to null. */
@@ -87,6 +100,20 @@ export interface SessionStore {
   setSessionHead(tenant: string, sessionKey: string, responseId: string): Promise<void>;
   /** The latest response id recorded for the session, or null. */
   getSessionHead(tenant: string, sessionKey: string): Promise<string | null>;
+  /**
+   * Optional: {@link getSessionHead} then {@link expandChain} of that head, in one round trip.
+   * Null when the session has no head; `chain` is null when the head's chain cannot be expanded
+   * (unknown, expired or broken), exactly as `expandChain` would answer. Throws what either
+   * method throws. Callers fall back to the two calls when a store does not implement it.
+   */
+  expandSessionHead?(tenant: string, sessionKey: string): Promise<SessionHeadChain | null>;
+  /**
+   * Optional: {@link putResponse} then {@link setSessionHead}(record.tenant, sessionKey,
+   * record.id), atomically in one round trip: both happen or neither does. Same errors as
+   * `putResponse`; `tenant_quota_exceeded` counts the head too when it is a new entry. Storing
+   * the same record again succeeds and (re)points the head at it.
+   */
+  putSessionResponse?(record: StoredResponse, sessionKey: string): Promise<void>;
   /** Releases what the store created. Never quits a client the user passed in unless told to. */
   close(): Promise<void>;
 }

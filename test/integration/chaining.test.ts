@@ -903,20 +903,30 @@ describe('stateful chaining with two upstream accounts', () => {
   });
 });
 
+/** A store that records the name of every method called on it (optionally hiding some). */
+function countingStore(
+  memory: MemorySessionStore,
+  calls: string[],
+  hidden: string[] = [],
+): SessionStore {
+  return new Proxy(memory, {
+    get(target, property, receiver) {
+      if (hidden.includes(String(property))) return undefined;
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        calls.push(String(property));
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  }) as SessionStore;
+}
+
 describe('expansion reads the store once per turn', () => {
   it('uses expandChain (one round trip) and putResponse per continuation', async () => {
     const memory = new MemorySessionStore();
     const calls: string[] = [];
-    const counting = new Proxy(memory, {
-      get(target, property, receiver) {
-        const value = Reflect.get(target, property, receiver) as unknown;
-        if (typeof value !== 'function') return value;
-        return (...args: unknown[]) => {
-          calls.push(String(property));
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      },
-    }) as SessionStore;
+    const counting = countingStore(memory, calls);
     const { gateway } = await harness({ store: counting });
     let previous = expectCompleted(await turn(gateway.url, { model: MODEL, input: '0' }));
     calls.length = 0;
@@ -928,5 +938,57 @@ describe('expansion reads the store once per turn', () => {
     expect(calls).toEqual(Array.from({ length: 5 }, () => ['expandChain', 'putResponse']).flat());
     const chain = (await memory.expandChain(TENANT_A, previous.id)) as ExpandedChain;
     expect(chain.depth).toBe(6);
+  });
+
+  /**
+   * Four turns over a session header, no anchor: a prompt (a call comes back), its tool output
+   * (the session head is injected), then the same again.
+   */
+  async function sessionLoop(store: SessionStore): Promise<string> {
+    const { gateway, fakes } = await harness({ store, sessions: true });
+    const headers = { ...AUTH_A, 'session-id': 'loop' };
+    let previous: NonNullable<Turn['response']> | undefined;
+    for (let i = 0; i < 4; i += 1) {
+      const input =
+        i % 2 === 0
+          ? `run ${i}`
+          : [toolOutput(firstCallId(previous as NonNullable<Turn['response']>))];
+      previous = expectCompleted(
+        await turn(gateway.url, { model: MODEL, input, tools: TOOLS }, { headers }),
+      );
+    }
+    // the tool-output turns went out with the history the session head holds
+    const last = upstreamBody(fakes[0] as FakeUpstream, 3);
+    expect(Array.isArray(last.input) && last.input.length).toBeGreaterThan(1);
+    return (previous as NonNullable<Turn['response']>).id;
+  }
+
+  it('reads and writes a session turn in one call each (expandSessionHead, putSessionResponse)', async () => {
+    const memory = new MemorySessionStore();
+    const calls: string[] = [];
+    const head = await sessionLoop(countingStore(memory, calls));
+    // the first turn reads a session that has no head yet
+    expect(calls).toEqual(
+      Array.from({ length: 4 }, () => ['expandSessionHead', 'putSessionResponse']).flat(),
+    );
+    expect(await memory.getSessionHead(TENANT_A, 'loop')).toBe(head);
+  });
+
+  it('falls back to the separate calls on a store without the optional methods', async () => {
+    const memory = new MemorySessionStore();
+    const calls: string[] = [];
+    const head = await sessionLoop(
+      countingStore(memory, calls, ['expandSessionHead', 'putSessionResponse']),
+    );
+    expect(calls).toEqual([
+      ...['getSessionHead', 'putResponse', 'setSessionHead'],
+      ...Array.from({ length: 3 }, () => [
+        'getSessionHead',
+        'expandChain',
+        'putResponse',
+        'setSessionHead',
+      ]).flat(),
+    ]);
+    expect(await memory.getSessionHead(TENANT_A, 'loop')).toBe(head);
   });
 });

@@ -71,6 +71,47 @@ describe('RelayMetrics', () => {
     expect(await value(metrics, 'relay_retries_total', { reason: 'other' })).toBe(1);
   });
 
+  it('keeps the optional one-round-trip store operations, and adds none a store lacks', async () => {
+    const metrics = new RelayMetrics({ defaultMetrics: false });
+    const full = metrics.instrumentStore(new MemorySessionStore());
+    expect(typeof full.expandSessionHead).toBe('function');
+    expect(typeof full.putSessionResponse).toBe('function');
+    const tenant = 'tenantBBBBBBBBBBBBBBBB';
+    await full.putSessionResponse?.(
+      { tenant, id: 'resp_s1', parentId: null, input: [], output: [], createdAt: Date.now() },
+      'session-1',
+    );
+    expect(await full.getSessionHead(tenant, 'session-1')).toBe('resp_s1');
+    expect((await full.expandSessionHead?.(tenant, 'session-1'))?.head).toBe('resp_s1');
+    const histogram = await metrics.registry
+      .getSingleMetric('relay_store_operation_duration_seconds')
+      ?.get();
+    expect(histogram?.values).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          metricName: 'relay_store_operation_duration_seconds_count',
+          labels: { operation: 'putSessionResponse', outcome: 'ok' },
+          value: 1,
+        }),
+      ]),
+    );
+    const inner = new MemorySessionStore();
+    const basic: SessionStore = {
+      putResponse: (record) => inner.putResponse(record),
+      getResponse: (tenant, id) => inner.getResponse(tenant, id),
+      expandChain: (tenant, id) => inner.expandChain(tenant, id),
+      deleteResponse: (tenant, id) => inner.deleteResponse(tenant, id),
+      setSessionHead: (tenant, key, id) => inner.setSessionHead(tenant, key, id),
+      getSessionHead: (tenant, key) => inner.getSessionHead(tenant, key),
+      close: () => inner.close(),
+    };
+    const plain = metrics.instrumentStore(basic);
+    expect('expandSessionHead' in plain).toBe(false);
+    expect('putSessionResponse' in plain).toBe(false);
+    await full.close();
+    await plain.close();
+  });
+
   it('times store operations and counts their failures by code', async () => {
     const metrics = new RelayMetrics({ defaultMetrics: false });
     const inner = new MemorySessionStore();

@@ -142,6 +142,17 @@ export function describeSessionStoreContract(
           turn(TENANT_A, 'resp_copy', null),
         );
         expect((await s.expandChain(TENANT_A, 'resp_copy'))?.items).toHaveLength(2);
+        // expanded items may be frozen and shared: writing to one never reaches stored state
+        const again = await s.expandChain(TENANT_A, 'resp_copy');
+        try {
+          (again?.items[0] as { type: unknown }).type = 'mutated';
+          (again?.records[0] as { id: unknown }).id = 'mutated';
+        } catch {
+          // frozen: refused, which is as good
+        }
+        expect((await s.expandChain(TENANT_A, 'resp_copy'))?.records).toEqual([
+          turn(TENANT_A, 'resp_copy', null),
+        ]);
       });
 
       it('answers null for an unknown id', async () => {
@@ -522,6 +533,31 @@ export function describeSessionStoreContract(
       });
     });
 
+    describe('TTL and the tenant quota', () => {
+      it('counts a record kept alive by expansions, and not one that expired', async () => {
+        const ttlMs = 1500;
+        const h = await harness({ ttlSeconds: ttlMs / 1000, maxEntriesPerTenant: 2 });
+        await h.store.putResponse(turn(TENANT_A, 'resp_1', null));
+        await h.elapse(0.6 * ttlMs);
+        expect((await h.store.expandChain(TENANT_A, 'resp_1'))?.depth).toBe(1);
+        await h.elapse(0.6 * ttlMs);
+        // 1.2 TTL after its write, resp_1 lives (refreshed) and still counts
+        await h.store.putResponse(turn(TENANT_A, 'resp_2', null));
+        await expectStoreError(
+          h.store.putResponse(turn(TENANT_A, 'resp_3', null)),
+          'tenant_quota_exceeded',
+        );
+        await expectStoreError(
+          h.store.setSessionHead(TENANT_A, 's', 'resp_2'),
+          'tenant_quota_exceeded',
+        );
+        await h.elapse(1.2 * ttlMs);
+        // both expired: the quota is free again
+        await h.store.putResponse(turn(TENANT_A, 'resp_3', null));
+        await h.store.setSessionHead(TENANT_A, 's', 'resp_3');
+      });
+    });
+
     describe('deleteResponse', () => {
       it('deletes once, and leaves other records alone', async () => {
         const s = await store();
@@ -548,6 +584,117 @@ export function describeSessionStoreContract(
         expect(await s.getSessionHead(TENANT_A, 'ws:conn-1')).toBe('resp_2');
         expect(await s.getSessionHead(TENANT_A, 'ws:conn-2')).toBe('resp_9');
         await expectStoreError(s.setSessionHead(TENANT_A, 'k', ''), 'invalid_argument');
+      });
+    });
+
+    describe('expandSessionHead (optional)', () => {
+      it('answers the head and its chain as getSessionHead + expandChain would', async () => {
+        const s = await store();
+        if (s.expandSessionHead === undefined) return;
+        expect(await s.expandSessionHead(TENANT_A, 'sess')).toBeNull();
+        await s.putResponse(turn(TENANT_A, 'resp_1', null));
+        await s.putResponse(turn(TENANT_A, 'resp_2', 'resp_1'));
+        await s.putResponse(turn(TENANT_A, 'resp_3', 'resp_2'));
+        await s.setSessionHead(TENANT_A, 'sess', 'resp_3');
+        const found = await s.expandSessionHead(TENANT_A, 'sess');
+        expect(found).toEqual({ head: 'resp_3', chain: await s.expandChain(TENANT_A, 'resp_3') });
+        expect(found?.chain?.depth).toBe(3);
+        // another tenant's session is no session; an unknown or broken head has no chain
+        expect(await s.expandSessionHead(TENANT_B, 'sess')).toBeNull();
+        await s.setSessionHead(TENANT_A, 'other', 'resp_unknown');
+        expect(await s.expandSessionHead(TENANT_A, 'other')).toEqual({
+          head: 'resp_unknown',
+          chain: null,
+        });
+        await s.deleteResponse(TENANT_A, 'resp_2');
+        expect(await s.expandSessionHead(TENANT_A, 'sess')).toEqual({
+          head: 'resp_3',
+          chain: null,
+        });
+      });
+
+      it('works with odd session keys and ids, and bounds a cycle', async () => {
+        const s = await store({ maxChainDepth: 20 });
+        if (s.expandSessionHead === undefined) return;
+        const ids = ['{evil}', 'a:b}*', '🎉 ünï', 'x{:*} '.repeat(100)];
+        for (const [i, id] of ids.entries()) {
+          await s.putResponse(turn(TENANT_A, id, i === 0 ? null : (ids[i - 1] as string)));
+        }
+        const key = '}{:* session '.repeat(30);
+        await s.setSessionHead(TENANT_A, key, ids[2] as string);
+        const found = await s.expandSessionHead(TENANT_A, key);
+        expect(found?.head).toBe(ids[2]);
+        expect(found?.chain?.records.map((r) => r.id)).toEqual(ids.slice(0, 3));
+        // the root deleted and re-created under its own descendant: a cycle, cut by the cap
+        await s.deleteResponse(TENANT_A, ids[0] as string);
+        await s.putResponse(turn(TENANT_A, ids[0] as string, ids[3] as string));
+        const error = await expectStoreError(s.expandSessionHead(TENANT_A, key), 'chain_too_deep');
+        expect(error.limit).toBe(20);
+      });
+    });
+
+    describe('putSessionResponse (optional)', () => {
+      it('stores the record and moves the session head in one step', async () => {
+        const s = await store();
+        if (s.putSessionResponse === undefined) return;
+        const r1 = turn(TENANT_A, 'resp_1', null);
+        const r2 = turn(TENANT_A, 'resp_2', 'resp_1');
+        await s.putSessionResponse(r1, 'sess');
+        expect(await s.getSessionHead(TENANT_A, 'sess')).toBe('resp_1');
+        await s.putSessionResponse(r2, 'sess');
+        expect(await s.getSessionHead(TENANT_A, 'sess')).toBe('resp_2');
+        expect((await s.expandChain(TENANT_A, 'resp_2'))?.records).toEqual([r1, r2]);
+        // the same record again is a success and points the head at it again
+        await s.putSessionResponse({ ...r1, createdAt: r1.createdAt + 5 }, 'sess');
+        expect(await s.getSessionHead(TENANT_A, 'sess')).toBe('resp_1');
+        expect(await s.getResponse(TENANT_A, 'resp_1')).toEqual(r1);
+        expect(await s.getSessionHead(TENANT_B, 'sess')).toBeNull();
+      });
+
+      it('moves nothing when the record is refused', async () => {
+        const s = await store();
+        if (s.putSessionResponse === undefined) return;
+        await s.putSessionResponse(turn(TENANT_A, 'resp_1', null), 'sess');
+        await expectStoreError(
+          s.putSessionResponse(turn(TENANT_A, 'resp_2', 'resp_unknown'), 'sess'),
+          'parent_not_found',
+        );
+        await expectStoreError(
+          s.putSessionResponse(turn(TENANT_A, 'resp_1', null, 'different'), 'sess2'),
+          'conflict',
+        );
+        await expectStoreError(
+          s.putSessionResponse(turn(TENANT_B, 'resp_3', 'resp_1'), 'sess'),
+          'parent_not_found',
+        );
+        expect(await s.getSessionHead(TENANT_A, 'sess')).toBe('resp_1');
+        expect(await s.getSessionHead(TENANT_A, 'sess2')).toBeNull();
+        expect(await s.getSessionHead(TENANT_B, 'sess')).toBeNull();
+        expect(await s.getResponse(TENANT_A, 'resp_2')).toBeNull();
+      });
+
+      it('counts a new head against the tenant quota: both entries or neither', async () => {
+        const s = await store({ maxEntriesPerTenant: 2 });
+        if (s.putSessionResponse === undefined) return;
+        await s.putResponse(turn(TENANT_A, 'resp_1', null));
+        const error = await expectStoreError(
+          s.putSessionResponse(turn(TENANT_A, 'resp_2', 'resp_1'), 'sess'),
+          'tenant_quota_exceeded',
+        );
+        expect(error.limit).toBe(2);
+        expect(await s.getResponse(TENANT_A, 'resp_2')).toBeNull();
+        expect(await s.getSessionHead(TENANT_A, 'sess')).toBeNull();
+        // an existing record needs room for the head alone
+        await s.putSessionResponse(turn(TENANT_A, 'resp_1', null), 'sess');
+        expect(await s.getSessionHead(TENANT_A, 'sess')).toBe('resp_1');
+        // a head that exists already is moved without a new entry
+        await expectStoreError(
+          s.putResponse(turn(TENANT_A, 'resp_2', 'resp_1')),
+          'tenant_quota_exceeded',
+        );
+        await s.deleteResponse(TENANT_A, 'resp_1');
+        await s.putSessionResponse(turn(TENANT_A, 'resp_9', null), 'sess');
+        expect(await s.getSessionHead(TENANT_A, 'sess')).toBe('resp_9');
       });
     });
 

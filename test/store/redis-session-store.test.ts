@@ -89,6 +89,26 @@ describe('RedisSessionStore', () => {
     }
   });
 
+  it('serves a session turn in two round trips: head + chain, then record + head', async () => {
+    const counted = new Redis(testRedisUrl());
+    try {
+      const store = new RedisSessionStore({ redis: counted, keyPrefix: prefix });
+      for (let i = 0; i < 50; i += 1) {
+        await store.putSessionResponse(toolTurn(i, i === 0 ? null : `resp_${i - 1}`), 'sess');
+      }
+      const counter = countCommands(counted);
+      const found = await store.expandSessionHead(TENANT_A, 'sess');
+      expect(found?.head).toBe('resp_49');
+      expect(found?.chain?.depth).toBe(50);
+      expect(counter.count()).toBe(1);
+      await store.putSessionResponse(toolTurn(50, 'resp_49'), 'sess');
+      expect(counter.count()).toBe(2);
+      expect(await store.getSessionHead(TENANT_A, 'sess')).toBe('resp_50');
+    } finally {
+      counted.disconnect();
+    }
+  });
+
   const serverReason = redisServerUnavailableReason();
   if (serverReason !== null) {
     process.stdout.write(`\nSkipping the MONITOR round-trip test: ${serverReason}\n`);
@@ -130,9 +150,11 @@ describe('RedisSessionStore', () => {
         expect.stringMatching(/^(evalsha|eval)$/),
         expect.stringMatching(/^(evalsha|eval)$/),
       ]);
-      // 200 GETs walking the chain, then the put's own GET and its parent's
-      const gets = seen.filter((c) => c.source === 'lua' && c.args[0]?.toLowerCase() === 'get');
-      expect(gets).toHaveLength(202);
+      // 200 header reads walking the chain, then the put's own GET and its parent's
+      const inLua = (name: string) =>
+        seen.filter((c) => c.source === 'lua' && c.args[0]?.toLowerCase() === name);
+      expect(inLua('getrange')).toHaveLength(200);
+      expect(inLua('get')).toHaveLength(2);
     });
   });
 
@@ -149,9 +171,25 @@ describe('RedisSessionStore', () => {
     expect(keys).toHaveLength(50);
     let stored = 0;
     for (const key of keys) stored += await client.strlen(key);
-    // the records' own bytes plus a header of a few dozen bytes each, nothing quadratic
+    // the records' own bytes plus a header of ~130 bytes each (two chain hashes), nothing quadratic
     expect(stored).toBeGreaterThanOrEqual(expected);
-    expect(stored - expected).toBeLessThan(50 * 64);
+    expect(stored - expected).toBeLessThan(50 * 160);
+  });
+
+  it('walks records whose header is long (200-character ids kept verbatim)', async () => {
+    const store = new RedisSessionStore({ redis: client, keyPrefix: prefix });
+    const plain = new RedisSessionStore({ redis: client, keyPrefix: prefix, cacheBytes: 0 });
+    const ids = ['a', 'b', 'c'].map((c) => c.repeat(200));
+    for (const [i, id] of ids.entries()) {
+      await store.putResponse(turn(TENANT_A, id, i === 0 ? null : (ids[i - 1] as string)));
+    }
+    const key = `${prefix}:{${TENANT_A}}:r:${ids[2] as string}`;
+    expect((await client.get(key))?.indexOf('{')).toBeGreaterThan(256);
+    for (const s of [store, plain]) {
+      expect((await s.expandChain(TENANT_A, ids[2] as string))?.records.map((r) => r.id)).toEqual(
+        ids,
+      );
+    }
   });
 
   it('shares state between two instances on separate clients', async () => {

@@ -63,6 +63,17 @@ describe('createTenantResolver', () => {
     ).not.toBe(a);
   });
 
+  it('answers the same tenants from its memory of recent credentials, long ones included', () => {
+    const resolve = createTenantResolver('t', { tenantSecret: secret });
+    const keys = Array.from({ length: 1100 }, (_, i) => `sk-${i}`);
+    keys.push('k'.repeat(600)); // over the remembered length: hashed every time
+    for (let round = 0; round < 2; round += 1) {
+      for (const key of keys) {
+        expect(resolve(request({ authorization: `Bearer ${key}` }))).toBe(tenantId(key, secret));
+      }
+    }
+  });
+
   it('uses the tenant option as the only source when given', () => {
     const resolve = createTenantResolver('t', {
       tenantSecret: secret,
