@@ -3,8 +3,10 @@
  * chain hash (a hash of its own content and its parent's chain hash, computed by the put script),
  * so a parsed record cached under `tenant + chain hash` stands for exactly one history. The expand
  * script is handed a few chain hashes this instance holds and stops sending JSON once the walk
- * reaches one of them (it still walks, checks and refreshes the whole chain): an expansion parses
- * only the records this instance has not seen yet.
+ * reaches one of them: an expansion parses only the records this instance has not seen yet. The
+ * cache also remembers when each chain was last walked in full (every record found and refreshed);
+ * within a tenth of the TTL of that walk, the script may stop walking at it (see the expand
+ * script), so a turn costs the same at any depth.
  *
  * Bounded by bytes (each record's stored size plus an overhead; parsed objects take more memory
  * than their JSON, about 2 to 3 times). Cached records are deeply frozen and shared between
@@ -25,6 +27,16 @@ export interface ChainNode {
   readonly bytes: number;
 }
 
+/**
+ * A full walk of a chain: when it was made (before the walk was sent, in ms since the epoch) and
+ * at which tenant delete generation. Until a tenth of the TTL later, the records below the chain
+ * hash it is kept for are known to exist (see the expand script).
+ */
+export interface WalkStamp {
+  readonly at: number;
+  readonly generation: string;
+}
+
 /** Size charged per cached record on top of its stored bytes. */
 const NODE_OVERHEAD_BYTES = 256;
 /** Chain hashes offered to the expand script per call. */
@@ -36,6 +48,8 @@ export class ChainCache {
   private readonly recent: LRUCache<string, string[]>;
   /** Per tenant and response id: the chain hash this instance last saw for the id. */
   private readonly byId: LRUCache<string, string>;
+  /** Per tenant and chain hash: the last full walk that vouches for the records below it. */
+  private readonly walks: LRUCache<string, WalkStamp>;
 
   constructor(maxBytes: number) {
     this.nodes = new LRUCache<string, ChainNode>({
@@ -44,6 +58,36 @@ export class ChainCache {
     });
     this.recent = new LRUCache<string, string[]>({ max: 10_000 });
     this.byId = new LRUCache<string, string>({ max: 100_000 });
+    this.walks = new LRUCache<string, WalkStamp>({ max: 100_000 });
+  }
+
+  /** Records that the chain ending at `hash` was walked in full (or inherits such a walk). */
+  stamp(tenant: string, hash: string, walk: WalkStamp): void {
+    const key = `${tenant}\0${hash}`;
+    const known = this.walks.get(key);
+    if (known === undefined || known.at < walk.at) this.walks.set(key, walk);
+  }
+
+  /** The walk that vouches for the chain ending at `hash`, if any. */
+  walkOf(tenant: string, hash: string): WalkStamp | undefined {
+    return this.walks.get(`${tenant}\0${hash}`);
+  }
+
+  /**
+   * The first of `candidates` whose last full walk is younger than `windowMs` at `now` (and whose
+   * record is still cached), with that walk.
+   */
+  fresh(
+    tenant: string,
+    candidates: readonly string[],
+    now: number,
+    windowMs: number,
+  ): { hash: string; walk: WalkStamp } | undefined {
+    for (const hash of candidates) {
+      const walk = this.walks.get(`${tenant}\0${hash}`);
+      if (walk !== undefined && now - walk.at < windowMs) return { hash, walk };
+    }
+    return undefined;
   }
 
   /**
@@ -95,5 +139,6 @@ export class ChainCache {
     this.nodes.clear();
     this.recent.clear();
     this.byId.clear();
+    this.walks.clear();
   }
 }

@@ -5,6 +5,7 @@
  *   <prefix>:{<tenant>}:r:<segment>   a stored response (string)
  *   <prefix>:{<tenant>}:s:<segment>   a session head (string: the latest response id)
  *   <prefix>:{<tenant>}:i             the tenant's index (sorted set, score = expiry ms)
+ *   <prefix>:{<tenant>}:g             the tenant's delete generation (integer, bumped by deletes)
  *
  * Client-supplied ids never reach a key verbatim unless they are plainly safe: anything else is
  * replaced by a digest, so no id can leave the tenant's namespace, change the hash tag or grow a key.
@@ -58,5 +59,9 @@ export class KeyLayout {
 
   index(tenant: string): string {
     return `${this.tenantPrefix(tenant)}i`;
+  }
+
+  generation(tenant: string): string {
+    return `${this.tenantPrefix(tenant)}g`;
   }
 }

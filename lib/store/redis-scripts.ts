@@ -145,14 +145,27 @@ return {'ok', depth, chain, chash, pchash, 1}
 /**
  * expandChain, and expandSessionHead (mode 's': the session head is read first, in the same
  * script): walks parent links from the leaf, bounded by depth and bytes; on success refreshes the
- * TTL of every record of the chain. Nothing is refreshed on failure.
- * The caller names chain hashes it already holds parsed: the walk still visits and refreshes every
- * record, but the JSON of the first one it meets (and of everything below it) is not sent, as
- * long as the chain below still is the chain that hash was computed from.
- * KEYS: 1 leaf record (mode 'r') or session head (mode 's'), 2 tenant index.
+ * TTL of every record it walked. Nothing is refreshed on failure.
+ *
+ * The caller names chain hashes it already holds parsed: the JSON of the first one the walk meets
+ * (and of everything below it) is not sent, as long as the chain below still is the chain that
+ * hash was computed from.
+ *
+ * The caller may also name one of them as fresh: a chain it walked in full (every record found
+ * and refreshed) less than a tenth of the TTL ago, at delete generation `generation`. When the
+ * walk meets that hash, every link walked so far holds and no response of the tenant was deleted
+ * since (the generation is unchanged), the records below it still exist (none can have expired:
+ * they were refreshed to a full TTL since) and still are that chain: the walk stops there. A turn
+ * then costs the same at any depth; the records below are refreshed by the next full walk, at
+ * least every tenth of the TTL while the conversation goes on.
+ * KEYS: 1 leaf record (mode 'r') or session head (mode 's'), 2 tenant index,
+ *       3 tenant delete generation.
  * ARGV: 1 mode 'r' | 's', 2 leaf or head segment, 3 ttl ms, 4 max chain depth,
- *       5 max chain bytes, 6… chain hashes the caller holds.
+ *       5 max chain bytes, 6 the fresh chain hash or '', 7 its delete generation,
+ *       8… chain hashes the caller holds.
  * Returns {'ok', depth, bytes, head id ('' in mode 'r'), matched chain hash or '',
+ *          delete generation, 0 (stopped at the fresh hash) | 1 (walked to the root, every
+ *          link holding) | 2 (walked to the root through an ancestor re-created since),
  *          then for each record from the leaf down to (excluding) the matched one:
  *          chain hash, parent chain hash, json} |
  *         {'no_head'} | {'not_found', 0, head id} | {'broken', n, head id} | {'corrupt'} |
@@ -184,48 +197,64 @@ if not depth then return {'corrupt'} end
 -- the leaf knows its chain's size: refuse at once, without walking
 if depth > max_depth then return {'chain_too_deep', depth, head_id} end
 if chain > max_bytes then return {'chain_too_large', chain, head_id} end
+local generation = redis.call('GET', KEYS[3]) or '0'
+local fresh = ''
+if ARGV[6] ~= '' and ARGV[7] == generation then fresh = ARGV[6] end
 local known = {}
-for i = 6, #ARGV do known[ARGV[i]] = true end
+for i = 8, #ARGV do known[ARGV[i]] = true end
 local segments, starts, hashes, parents = {}, {}, {}, {}
-local n, match, found = 0, 0, true
+local n, match, found, intact, stopped = 0, 0, true, true, false
 while true do
   n = n + 1
   -- bounds the walk even if a deleted id was re-created under its own descendant (a cycle)
   if n > max_depth then return {'chain_too_deep', n, head_id} end
   segments[n], starts[n], hashes[n], parents[n] = segment, at, chash, phash
   if match == 0 and known[chash] then match = n end
+  if intact and chash == fresh then
+    stopped = true
+    break
+  end
   if parent == '' then break end
   segment = parent
   found, parent, chash, phash, at = read_links(base .. segment)
   if found == nil then return {'broken', n, head_id} end
   if not found then return {'corrupt'} end
-end
--- Each record names its parent's chain hash as it was when it was written. Where every link
--- still holds, the chain is the one the leaf's header measured; where one does not (an ancestor
--- deleted and re-created since), the records are measured one by one.
-local linked = n
-for i = n, 1, -1 do
-  local below = ''
-  if i < n then below = hashes[i + 1] end
-  if parents[i] ~= below then break end
-  linked = i - 1
+  -- the record just walked names the chain hash its parent had when it was written
+  if parents[n] ~= chash then intact = false end
 end
 local total = chain
-if linked > 0 then
-  total = 0
-  for i = 1, n do
-    total = total + redis.call('STRLEN', base .. segments[i]) - starts[i] + 1
-    if total > max_bytes then return {'chain_too_large', total, head_id} end
+if not stopped then
+  -- Each record names its parent's chain hash as it was when it was written. Where every link
+  -- still holds, the chain is the one the leaf's header measured; where one does not (an
+  -- ancestor deleted and re-created since), the records are measured one by one.
+  local linked = n
+  for i = n, 1, -1 do
+    local below = ''
+    if i < n then below = hashes[i + 1] end
+    if parents[i] ~= below then break end
+    linked = i - 1
   end
+  if linked > 0 then
+    total = 0
+    for i = 1, n do
+      total = total + redis.call('STRLEN', base .. segments[i]) - starts[i] + 1
+      if total > max_bytes then return {'chain_too_large', total, head_id} end
+    end
+  end
+  -- the caller's copy stands for the history its hash was computed from: usable only if every
+  -- link below it still is that history
+  if match > 0 and match <= linked then match = 0 end
 end
--- the caller's copy stands for the history its hash was computed from: usable only if every
--- link below it still is that history
-if match > 0 and match <= linked then match = 0 end
 -- the index scores are left as they are: trim_index re-scores a refreshed record when needed
 local ttl = tonumber(ARGV[3])
 for i = 1, n do redis.call('PEXPIRE', base .. segments[i], ttl) end
 extend_index(KEYS[2], ttl)
-local result = {'ok', n, total, head_id, ''}
+-- 0: stopped at the fresh hash; 1: walked to the root and every link holds (the leaf's chain
+-- hash names this history); 2: walked to the root through a re-created ancestor
+local walk = 0
+if not stopped then walk = intact and 1 or 2 end
+local result = {'ok', depth, total, head_id, '', generation, walk}
+if not stopped then result[2] = n end
 local last = n
 if match > 0 then
   result[5] = hashes[match]
@@ -240,11 +269,17 @@ return result
 `;
 
 /**
- * deleteResponse. KEYS: 1 record, 2 tenant index. ARGV: 1 record segment. Returns 1 | 0.
+ * deleteResponse. KEYS: 1 record, 2 tenant index, 3 tenant delete generation.
+ * ARGV: 1 record segment, 2 ttl ms. Returns 1 | 0. A delete that removed a record bumps the
+ * generation, so no expansion trusts a chain it walked before the delete (see the expand script).
  */
 export const DELETE_RESPONSE_LUA = `
 local removed = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], 'r:' .. ARGV[1])
+if removed == 1 then
+  redis.call('INCR', KEYS[3])
+  redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[2]))
+end
 return removed
 `;
 
@@ -274,8 +309,8 @@ return {'ok'}
  */
 export const SCRIPTS = {
   put: { name: 'responsesRelayPutResponseV2', lua: PUT_RESPONSE_LUA, numberOfKeys: 4 },
-  expand: { name: 'responsesRelayExpandChainV2', lua: EXPAND_CHAIN_LUA, numberOfKeys: 2 },
-  delete: { name: 'responsesRelayDeleteResponseV2', lua: DELETE_RESPONSE_LUA, numberOfKeys: 2 },
+  expand: { name: 'responsesRelayExpandChainV3', lua: EXPAND_CHAIN_LUA, numberOfKeys: 3 },
+  delete: { name: 'responsesRelayDeleteResponseV3', lua: DELETE_RESPONSE_LUA, numberOfKeys: 3 },
   setHead: { name: 'responsesRelaySetSessionHeadV2', lua: SET_SESSION_HEAD_LUA, numberOfKeys: 2 },
 } as const;
 

@@ -4,7 +4,7 @@
  * tenant-tagged keys, and a deadline on everything.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { ChainCache, type ChainNode } from './chain-cache';
+import { ChainCache, type ChainNode, type WalkStamp } from './chain-cache';
 import {
   assembleChain,
   assertLookupId,
@@ -86,6 +86,14 @@ export interface RedisSessionStoreOptions extends SessionStoreLimitOptions {
 
 export const DEFAULT_KEY_PREFIX = 'relay';
 export const DEFAULT_REDIS_CACHE_BYTES = 32 * 1024 * 1024;
+
+/**
+ * A chain walked in full is trusted without a walk below the hash that names it for this fraction
+ * of the TTL (1/10): its records were refreshed to a full TTL then, so none can have expired.
+ */
+const FRESH_WALK_DIVISOR = 10;
+/** Where the records start in an 'ok' reply of the expand script (see redis-scripts.ts). */
+const REPLY_RECORDS = 7;
 
 type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 
@@ -203,6 +211,12 @@ export class RedisSessionStore implements SessionStore {
             });
           }
           this.cache.remember(tenant, id, hash);
+          // The new record is as fresh as the walk that vouches for its parent's chain.
+          const parentWalk =
+            typeof parentHash === 'string' && parentHash !== ''
+              ? this.cache.walkOf(tenant, parentHash)
+              : undefined;
+          if (parentWalk !== undefined) this.cache.stamp(tenant, hash, parentWalk);
         }
         return;
       }
@@ -264,17 +278,28 @@ export class RedisSessionStore implements SessionStore {
     id: string | undefined,
   ): Promise<SessionHeadChain | null> {
     const operation = mode === 'r' ? 'expandChain' : 'expandSessionHead';
-    const send = (candidates: string[]): Promise<unknown> =>
-      this.script('expand', operation, [
+    let sentAt = 0;
+    let fresh: { hash: string; walk: WalkStamp } | undefined;
+    const send = (candidates: string[]): Promise<unknown> => {
+      sentAt = Date.now();
+      fresh =
+        candidates.length === 0
+          ? undefined
+          : this.cache?.fresh(tenant, candidates, sentAt, this.limits.ttlMs / FRESH_WALK_DIVISOR);
+      return this.script('expand', operation, [
         key,
         this.keys.index(tenant),
+        this.keys.generation(tenant),
         mode,
         segment,
         this.limits.ttlMs,
         this.limits.maxChainDepth,
         this.limits.maxChainBytes,
+        fresh?.hash ?? '',
+        fresh?.walk.generation ?? '',
         ...candidates,
       ]);
+    };
     const candidates = this.cache?.candidates(tenant, id) ?? [];
     let reply = await send(candidates);
     for (let attempt = 0; ; attempt += 1) {
@@ -286,7 +311,7 @@ export class RedisSessionStore implements SessionStore {
       const about = id ?? head;
       if (status === 'not_found' || status === 'broken') return { head, chain: null };
       if (status !== 'ok') throw this.replyError(status, Number(reply[1]), about);
-      const chain = this.chainFromReply(tenant, reply, about);
+      const chain = this.chainFromReply(tenant, reply, about, sentAt, fresh?.walk);
       if (chain !== null) return { head, chain };
       // A record the reply left out is no longer cached here: ask again for every record.
       if (attempt > 0) throw corrupt(about);
@@ -295,21 +320,31 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /** The chain in an 'ok' reply of the expand script, or null when the cache cannot complete it. */
-  private chainFromReply(tenant: string, reply: unknown[], id: string): ExpandedChain | null {
+  private chainFromReply(
+    tenant: string,
+    reply: unknown[],
+    id: string,
+    sentAt: number,
+    freshWalk: WalkStamp | undefined,
+  ): ExpandedChain | null {
     const depth = Number(reply[1]);
     const bytes = Number(reply[2]);
     const matched = String(reply[4] ?? '');
+    const generation = String(reply[5] ?? '0');
+    // 0: stopped at the fresh hash; 1: walked to the root, every link holding; 2: walked to the
+    // root through an ancestor re-created since (the leaf's chain hash names another history)
+    const walked = Number(reply[6]);
     const cache = this.cache;
     if (cache === undefined) {
-      if (matched !== '') throw corrupt(id);
+      if (matched !== '' || walked === 0) throw corrupt(id);
       const jsons: string[] = [];
-      for (let i = reply.length - 1; i >= 7; i -= 3) jsons.push(String(reply[i]));
+      for (let i = reply.length - 1; i >= REPLY_RECORDS + 2; i -= 3) jsons.push(String(reply[i]));
       return assembleChain(tenant, jsons, bytes);
     }
     // Leaf first: each sent record is cached before the lineage below it is looked up, so the
     // ones nearer the root end up the more recently used (evicted last).
     const sent: ChainNode[] = [];
-    for (let i = 5; i + 2 < reply.length; i += 3) {
+    for (let i = REPLY_RECORDS; i + 2 < reply.length; i += 3) {
       const json = String(reply[i + 2]);
       const node: ChainNode = {
         hash: String(reply[i]),
@@ -329,7 +364,12 @@ export class RedisSessionStore implements SessionStore {
     for (let i = sent.length - 1; i >= 0; i -= 1) records.push((sent[i] as ChainNode).record);
     if (records.length !== depth) return null;
     const leaf = records[records.length - 1] as StoredResponse;
-    cache.remember(tenant, leaf.id, sent.length > 0 ? (sent[0] as ChainNode).hash : matched);
+    const leafHash = sent.length > 0 ? (sent[0] as ChainNode).hash : matched;
+    cache.remember(tenant, leaf.id, leafHash);
+    // A walk to the root through intact links vouches for the whole chain as of when it was sent;
+    // a walk that stopped at a fresh hash vouches for what that hash's walk did.
+    const walk = walked === 1 ? { at: sentAt, generation } : walked === 0 ? freshWalk : undefined;
+    if (walk !== undefined) cache.stamp(tenant, leafHash, walk);
     return chainOf(records, bytes);
   }
 
@@ -341,7 +381,9 @@ export class RedisSessionStore implements SessionStore {
     const reply = await this.script('delete', 'deleteResponse', [
       this.keys.record(tenant, segment),
       this.keys.index(tenant),
+      this.keys.generation(tenant),
       segment,
+      this.limits.ttlMs,
     ]);
     return Number(reply) === 1;
   }

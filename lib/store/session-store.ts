@@ -71,7 +71,8 @@ export interface SessionHeadChain {
  *   store's deadline, and the store recovers by itself when the backend returns.
  *
  * Records expire after the store's TTL; `expandChain` refreshes the TTL of the whole chain, so an
- * active conversation stays alive. A chain whose ancestor has expired or was deleted cannot be
+ * active conversation stays alive (a store may refresh the older records of a chain it walked in
+ * full a moment ago later, at its next full walk: RedisSessionStore does within a tenth of the TTL). A chain whose ancestor has expired or was deleted cannot be
  * rebuilt faithfully and expands to `null`, like an unknown id (the client's answer to
  * `previous_response_not_found` is to resend its full history, which is the right recovery).
  */

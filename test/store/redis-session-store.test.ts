@@ -150,11 +150,68 @@ describe('RedisSessionStore', () => {
         expect.stringMatching(/^(evalsha|eval)$/),
         expect.stringMatching(/^(evalsha|eval)$/),
       ]);
-      // 200 header reads walking the chain, then the put's own GET and its parent's
+      // 200 header reads walking the chain, then the expand's delete-generation read, the put's
+      // own GET and its parent's
       const inLua = (name: string) =>
         seen.filter((c) => c.source === 'lua' && c.args[0]?.toLowerCase() === name);
       expect(inLua('getrange')).toHaveLength(200);
-      expect(inLua('get')).toHaveLength(2);
+      expect(inLua('get')).toHaveLength(3);
+      expect(inLua('pexpire').length).toBeGreaterThanOrEqual(200);
+    });
+
+    it('walks the whole chain again once a tenth of the TTL passed since the last full walk', async () => {
+      // TTL 2 s: a full walk vouches for its chain for 200 ms
+      const store = new RedisSessionStore({ redis, keyPrefix: `${prefix}:stale`, ttlSeconds: 2 });
+      for (let i = 0; i < 20; i += 1) {
+        await store.putResponse(toolTurn(i, i === 0 ? null : `resp_${i - 1}`));
+      }
+      expect((await store.expandChain(TENANT_A, 'resp_19'))?.depth).toBe(20);
+      await new Promise((r) => setTimeout(r, 300));
+      const monitor = await redis.monitor();
+      const seen: { source: string; args: string[] }[] = [];
+      monitor.on('monitor', (_time: string, args: string[], source: string) => {
+        seen.push({ source, args });
+      });
+      expect((await store.expandChain(TENANT_A, 'resp_19'))?.depth).toBe(20);
+      expect((await store.expandChain(TENANT_A, 'resp_19'))?.depth).toBe(20);
+      await redis.echo('end-of-test');
+      while (!seen.some((c) => c.args[0]?.toLowerCase() === 'echo')) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      monitor.disconnect();
+      const headers = seen.filter((c) => c.source === 'lua' && c.args[0] === 'GETRANGE');
+      // the first walks all 20 (and refreshes all 20), the second stops at once
+      expect(headers).toHaveLength(21);
+    });
+
+    it('walks only the new records of a chain it walked in full a moment ago', async () => {
+      const store = new RedisSessionStore({ redis, keyPrefix: `${prefix}:fresh` });
+      for (let i = 0; i < 100; i += 1) {
+        await store.putResponse(toolTurn(i, i === 0 ? null : `resp_${i - 1}`));
+      }
+      // the first expansion walks all 100 records; the next turn's walks stop where it ended
+      expect((await store.expandChain(TENANT_A, 'resp_99'))?.depth).toBe(100);
+      await store.putResponse(toolTurn(100, 'resp_99'));
+      const monitor = await redis.monitor();
+      const seen: { source: string; args: string[] }[] = [];
+      monitor.on('monitor', (_time: string, args: string[], source: string) => {
+        seen.push({ source, args });
+      });
+      const chain = await store.expandChain(TENANT_A, 'resp_100');
+      await redis.echo('end-of-test');
+      while (!seen.some((c) => c.args[0]?.toLowerCase() === 'echo')) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      monitor.disconnect();
+      expect(chain?.depth).toBe(101);
+      expect(chain?.records.map((r) => r.id)).toEqual(
+        Array.from({ length: 101 }, (_, i) => `resp_${i}`),
+      );
+      const inLua = (name: string) =>
+        seen.filter((c) => c.source === 'lua' && c.args[0]?.toLowerCase() === name);
+      // the new leaf's header only: its own record, stored after the full walk, vouches for it
+      expect(inLua('getrange')).toHaveLength(1);
+      expect(inLua('pexpire').filter((c) => c.args[1]?.includes(':r:'))).toHaveLength(1);
     });
   });
 
