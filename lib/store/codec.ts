@@ -14,13 +14,16 @@ export interface EncodedRecord {
   parentId: string | null;
   /** The stored JSON: every field of the record but `tenant` (implied by where it is stored). */
   json: string;
-  /** Hash of the record's content without `createdAt`: equal hashes = the same record re-sent. */
-  hash: string;
+  /**
+   * The record's content without `createdAt`: equal contents = the same record re-sent. (`json`
+   * is `content` with `createdAt` added.)
+   */
+  content: string;
   /** UTF-8 byte length of `json`: the record's size for every cap. */
   bytes: number;
   /**
-   * `createdAt` as it appears in `json`. With `hash` it identifies the stored JSON exactly, so it
-   * is what a record's chain hash is computed from (see redis-scripts.ts).
+   * `createdAt` as it appears in `json`. With the content hash it identifies the stored JSON
+   * exactly, so it is what a record's chain hash is computed from (see redis-scripts.ts).
    */
   created: string;
 }
@@ -66,7 +69,8 @@ function assertItems(what: string, items: unknown, id: string): asserts items is
   }
 }
 
-function contentHash(content: string): string {
+/** A short digest of a record's `content` (what the Redis scripts compare on a re-sent put). */
+export function contentHash(content: string): string {
   return createHash('sha256')
     .update(content, 'utf8')
     .digest()
@@ -133,7 +137,7 @@ export function encodeRecord(record: StoredResponse, maxResponseBytes: number): 
       { responseId: id, limit: maxResponseBytes, actual: bytes },
     );
   }
-  return { tenant: record.tenant, id, parentId, json, hash: contentHash(content), bytes, created };
+  return { tenant: record.tenant, id, parentId, json, content, bytes, created };
 }
 
 interface StoredBody {
