@@ -96,7 +96,9 @@ export async function readRequestBody(
     }
   }
   if (!isJsonObject(parsed)) throw relayError('invalid_json', { reason: 'not_an_object' });
-  if (exceedsJsonDepth(parsed, MAX_JSON_DEPTH))
+  // Each level of nesting takes a byte of the text: a shorter body cannot nest too deep.
+  const tooShortToNest = raw !== undefined && raw.length <= MAX_JSON_DEPTH;
+  if (!tooShortToNest && exceedsJsonDepth(parsed, MAX_JSON_DEPTH))
     throw relayError('invalid_json', { reason: 'too_deep' });
   exchange.body = parsed as ResponseCreateBody;
   exchange.clientBody = exchange.body;

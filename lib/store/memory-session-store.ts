@@ -57,8 +57,12 @@ interface RecordEntry {
   kind: 'r';
   tenant: string;
   parentKey: string | null;
-  /** The record as stored (parsed from its stored JSON), deeply frozen: shared by every read. */
-  record: StoredResponse;
+  /**
+   * The record as stored: its JSON until the first read, then parsed from it and deeply frozen,
+   * shared by every read (most records of a stateful relay are never read: they only prove
+   * ownership, so they are never parsed).
+   */
+  stored: string | StoredResponse;
   bytes: number;
   depth: number;
   chainBytes: number;
@@ -73,6 +77,18 @@ interface HeadEntry {
 type Entry = RecordEntry | HeadEntry;
 
 const OWNER = 'MemorySessionStore';
+
+/** The entry's record, parsed and frozen on first use. */
+function recordOf(entry: RecordEntry): StoredResponse {
+  if (typeof entry.stored === 'string')
+    entry.stored = decodeFrozenRecord(entry.tenant, entry.stored);
+  return entry.stored;
+}
+
+/** The entry's content as `encodeRecord` gives it (to tell a re-sent record from a conflict). */
+function storedContent(entry: RecordEntry): string {
+  return encodeRecord(recordOf(entry), Number.MAX_SAFE_INTEGER).content;
+}
 
 /** Tenants cannot contain NUL, so `tenant NUL kind NUL id` keys never collide across tenants. */
 function recordKey(tenant: string, id: string): string {
@@ -159,7 +175,7 @@ export class MemorySessionStore implements SessionStore {
     if (existing?.kind === 'r') {
       // Rare (a re-sent write): the stored record is encoded again and compared, so a normal
       // write computes no digest at all.
-      if (encodeRecord(existing.record, Number.MAX_SAFE_INTEGER).content !== encoded.content) {
+      if (storedContent(existing) !== encoded.content) {
         throw new SessionStoreError(
           'conflict',
           `response ${shownId(id)} is already stored with different content`,
@@ -196,7 +212,7 @@ export class MemorySessionStore implements SessionStore {
       kind: 'r',
       tenant,
       parentKey,
-      record: decodeFrozenRecord(tenant, encoded.json),
+      stored: encoded.json,
       bytes: encoded.bytes,
       depth,
       chainBytes,
@@ -211,7 +227,7 @@ export class MemorySessionStore implements SessionStore {
     assertTenant(tenant);
     assertLookupId('id', id);
     const entry = this.cache.get(recordKey(tenant, id));
-    return entry?.kind === 'r' ? readRecord(entry.record) : null;
+    return entry?.kind === 'r' ? readRecord(recordOf(entry)) : null;
   }
 
   async expandChain(tenant: string, id: string): Promise<ExpandedChain | null> {
@@ -234,7 +250,7 @@ export class MemorySessionStore implements SessionStore {
       total += entry.bytes;
       if (total > this.limits.maxChainBytes) throw this.tooLarge(id, total);
       keys.push(key);
-      records.push(entry.record);
+      records.push(recordOf(entry));
       key = entry.parentKey;
       entry = key === null ? undefined : this.cache.peek(key);
     }
