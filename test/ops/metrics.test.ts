@@ -13,6 +13,19 @@ import { markRoute } from '../../lib/ops/summary';
 import { MemorySessionStore } from '../../lib/store/memory-session-store';
 import { SessionStoreError, type SessionStore } from '../../lib/store/session-store';
 
+/** A store with only the required SessionStore methods, delegating to `inner`. */
+function basicStore(inner: SessionStore): SessionStore {
+  return {
+    putResponse: (record) => inner.putResponse(record),
+    getResponse: (tenant, id) => inner.getResponse(tenant, id),
+    expandChain: (tenant, id) => inner.expandChain(tenant, id),
+    deleteResponse: (tenant, id) => inner.deleteResponse(tenant, id),
+    setSessionHead: (tenant, key, id) => inner.setSessionHead(tenant, key, id),
+    getSessionHead: (tenant, key) => inner.getSessionHead(tenant, key),
+    close: () => inner.close(),
+  };
+}
+
 async function value(metrics: RelayMetrics, name: string, labels: Record<string, string> = {}) {
   const metric = await metrics.registry.getSingleMetric(name)?.get();
   const match = metric?.values.find((entry) =>
@@ -95,17 +108,7 @@ describe('RelayMetrics', () => {
         }),
       ]),
     );
-    const inner = new MemorySessionStore();
-    const basic: SessionStore = {
-      putResponse: (record) => inner.putResponse(record),
-      getResponse: (tenant, id) => inner.getResponse(tenant, id),
-      expandChain: (tenant, id) => inner.expandChain(tenant, id),
-      deleteResponse: (tenant, id) => inner.deleteResponse(tenant, id),
-      setSessionHead: (tenant, key, id) => inner.setSessionHead(tenant, key, id),
-      getSessionHead: (tenant, key) => inner.getSessionHead(tenant, key),
-      close: () => inner.close(),
-    };
-    const plain = metrics.instrumentStore(basic);
+    const plain = metrics.instrumentStore(basicStore(new MemorySessionStore()));
     expect('expandSessionHead' in plain).toBe(false);
     expect('putSessionResponse' in plain).toBe(false);
     await full.close();
@@ -114,16 +117,9 @@ describe('RelayMetrics', () => {
 
   it('times store operations and counts their failures by code', async () => {
     const metrics = new RelayMetrics({ defaultMetrics: false });
-    const inner = new MemorySessionStore();
     const failing: SessionStore = {
-      ...inner,
-      putResponse: (record) => inner.putResponse(record),
+      ...basicStore(new MemorySessionStore()),
       getResponse: () => Promise.reject(new SessionStoreError('store_timeout', 'slow')),
-      expandChain: (tenant, id) => inner.expandChain(tenant, id),
-      deleteResponse: (tenant, id) => inner.deleteResponse(tenant, id),
-      setSessionHead: (tenant, key, id) => inner.setSessionHead(tenant, key, id),
-      getSessionHead: (tenant, key) => inner.getSessionHead(tenant, key),
-      close: () => inner.close(),
     };
     const store = metrics.instrumentStore(failing);
     await store.putResponse({
