@@ -33,7 +33,7 @@ import type { ChainingLogger, StoreErrorPolicy } from './middleware/chaining-rep
 import { errorEnvelope, relayErrorHandler } from './middleware/error-envelope';
 import { getExchange, type Exchange } from './middleware/exchange';
 import { sendEnvelope, sendRelayError } from './middleware/send-error';
-import { relayProxy } from './middleware/relay-proxy';
+import { dropHopByHopRequestHeaders, relayProxy } from './middleware/relay-proxy';
 import { responseChaining } from './middleware/response-chaining';
 import { retryGuard, type RetryGuardOptions } from './middleware/retry-guard';
 import { sseCompletion, type SseCompletionOptions } from './middleware/sse-completion';
@@ -463,8 +463,7 @@ export function createRelay(options: RelayOptions): Relay {
         on: {
           proxyReq: (proxyReq, req, res) => {
             getExchange(req, res).attempts += 1;
-            // Hop-by-hop: the pooled upstream connection is the agent's, not the client's.
-            proxyReq.removeHeader('connection');
+            dropHopByHopRequestHeaders(proxyReq);
           },
           error: (_error, req, res) => {
             const response = res as ServerResponse;

@@ -34,6 +34,15 @@ const HOP_BY_HOP = new Set([
 /** Hop-by-hop request headers never sent upstream (the relay proxies HTTP requests only). */
 const REQUEST_HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection'] as const;
 
+/**
+ * Removes the client's hop-by-hop headers from a proxied HTTP request: the upstream connection
+ * belongs to the proxy's agent, and a client's `connection: close` on a pooled keep-alive
+ * connection would end (or confuse) it for the next request.
+ */
+export function dropHopByHopRequestHeaders(proxyReq: ClientRequest): void {
+  for (const name of REQUEST_HOP_BY_HOP) proxyReq.removeHeader(name);
+}
+
 export interface RelayProxyHandlers {
   proxyReq?: (proxyReq: ClientRequest, req: IncomingMessage, res: ServerResponse) => void;
   proxyRes?: (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => void;
@@ -212,10 +221,8 @@ export function relayProxyOptions(
           );
           return;
         }
-        // Headers first: the body write below sends them. The client's connection headers are
-        // hop-by-hop: the upstream connection is the agent's (a client's `connection: close`
-        // must not end, or confuse, a pooled keep-alive connection).
-        for (const name of REQUEST_HOP_BY_HOP) proxyReq.removeHeader(name);
+        // Headers first: the body write below sends them.
+        dropHopByHopRequestHeaders(proxyReq);
         if (exchange.wantsResponse) proxyReq.setHeader('accept-encoding', 'identity');
         if (body !== undefined) {
           proxyReq.setHeader('content-length', body.length);

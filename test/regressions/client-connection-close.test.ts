@@ -58,25 +58,47 @@ describe.each(['openai', 'codex'] as const)(
       expect(proxy.connections).toBe(1);
     });
 
-    it('never forwards the client connection header upstream', async () => {
-      const seen: Array<string | undefined> = [];
+    /** The connection headers the upstream saw while `send` ran. */
+    async function upstreamConnectionHeaders(send: () => Promise<void>): Promise<string[]> {
+      const seen: string[] = [];
       const listener = (request: http.IncomingMessage): void => {
-        seen.push(request.headers.connection);
+        seen.push(`${request.headers.connection ?? ''}|${request.headers['keep-alive'] ?? ''}`);
       };
       const server = (upstream as unknown as { server: http.Server }).server;
       server.on('request', listener);
       try {
-        const answer = await rawRequest(`${relay.url}/v1/responses`, {
-          headers: { authorization: 'Bearer sk-connection-close', connection: 'close' },
-          body: { model: 'gpt-test', input: 'hello', stream: false },
-        });
-        expect(answer.status).toBe(200);
+        await send();
       } finally {
         server.off('request', listener);
       }
+      return seen;
+    }
+
+    const hopByHop = {
+      authorization: 'Bearer sk-connection-close',
+      connection: 'close',
+      'keep-alive': 'timeout=1',
+    };
+
+    it('never forwards the client connection headers upstream', async () => {
+      const seen = await upstreamConnectionHeaders(async () => {
+        const answer = await rawRequest(`${relay.url}/v1/responses`, {
+          headers: hopByHop,
+          body: { model: 'gpt-test', input: 'hello', stream: false },
+        });
+        expect(answer.status).toBe(200);
+      });
       // HTTP/1.1 connections persist unless a `close` says otherwise.
       expect(seen).toHaveLength(1);
-      expect(String(seen[0])).not.toMatch(/close/i);
+      expect(seen[0]).not.toMatch(/close|timeout/i);
+    });
+
+    it('nor on the routes it passes through untouched', async () => {
+      const seen = await upstreamConnectionHeaders(async () => {
+        await rawRequest(`${relay.url}/v1/models`, { method: 'GET', headers: hopByHop });
+      });
+      expect(seen).toHaveLength(1);
+      expect(seen[0]).not.toMatch(/close|timeout/i);
     });
   },
 );
