@@ -101,15 +101,21 @@ function headKey(tenant: string, sessionKey: string): string {
 
 /**
  * A SessionStore in process memory, for a single gateway instance (several instances need
- * RedisSessionStore). Stores each record parsed back from its stored JSON and deeply frozen, so
- * nothing a caller holds can change stored state; reads return fresh arrays over the frozen items
- * (an expansion parses and copies nothing). Expired entries are dropped lazily (no timers).
+ * RedisSessionStore). Stores each record's JSON, parsed back and deeply frozen on its first read,
+ * so nothing a caller holds can change stored state; reads return fresh arrays over the frozen
+ * items (an expansion parses and copies nothing). Expired entries are dropped lazily (no timers).
  */
 export class MemorySessionStore implements SessionStore {
   readonly limits: StoreLimits;
   private readonly cache: LRUCache<string, Entry>;
   /** Live keys per tenant, for the per-tenant cap. Kept exact through the cache's dispose hook. */
   private readonly tenantKeys = new Map<string, Set<string>>();
+  /**
+   * Per tenant at its cap: the clock before which none of its entries can expire (found by the
+   * last scan for expired ones), so a write refused at the cap does not scan every key again.
+   */
+  private readonly noExpiryBefore = new Map<string, number>();
+  private readonly now: () => number;
   private closed = false;
 
   constructor(options: MemorySessionStoreOptions = {}) {
@@ -136,6 +142,7 @@ export class MemorySessionStore implements SessionStore {
     if (options.now !== undefined && typeof options.now !== 'function') {
       throw new TypeError(`${OWNER} options.now must be a function returning ms`);
     }
+    this.now = options.now ?? (() => performance.now());
     this.cache = new LRUCache<string, Entry>({
       max: maxEntries,
       maxSize: maxBytes,
@@ -295,6 +302,7 @@ export class MemorySessionStore implements SessionStore {
     this.closed = true;
     this.cache.clear();
     this.tenantKeys.clear();
+    this.noExpiryBefore.clear();
   }
 
   /** Live entries held by the store (all tenants), expired ones included until they are touched. */
@@ -321,9 +329,17 @@ export class MemorySessionStore implements SessionStore {
   private reserveEntries(tenant: string, count: number): void {
     const keys = this.tenantKeys.get(tenant);
     if (keys === undefined || keys.size + count <= this.limits.maxEntriesPerTenant) return;
-    // Expired entries linger until touched: drop the tenant's stale ones before refusing.
-    for (const key of [...keys]) {
-      if (this.cache.getRemainingTTL(key) <= 0) this.cache.delete(key);
+    // Expired entries linger until touched: drop the tenant's stale ones before refusing. TTLs
+    // only ever grow, so after a scan nothing can expire before its smallest remaining TTL.
+    const now = this.now();
+    if (now >= (this.noExpiryBefore.get(tenant) ?? -Infinity)) {
+      let soonest = Infinity;
+      for (const key of [...keys]) {
+        const left = this.cache.getRemainingTTL(key);
+        if (left <= 0) this.cache.delete(key);
+        else soonest = Math.min(soonest, left);
+      }
+      this.noExpiryBefore.set(tenant, now + soonest);
     }
     if (keys.size + count > this.limits.maxEntriesPerTenant) {
       throw new SessionStoreError(
@@ -349,7 +365,10 @@ export class MemorySessionStore implements SessionStore {
     const keys = this.tenantKeys.get(tenant);
     if (keys === undefined) return;
     keys.delete(key);
-    if (keys.size === 0) this.tenantKeys.delete(tenant);
+    if (keys.size === 0) {
+      this.tenantKeys.delete(tenant);
+      this.noExpiryBefore.delete(tenant);
+    }
   }
 
   private tooDeep(id: string, depth: number): SessionStoreError {

@@ -556,6 +556,33 @@ export function describeSessionStoreContract(
         await h.store.putResponse(turn(TENANT_A, 'resp_3', null));
         await h.store.setSessionHead(TENANT_A, 's', 'resp_3');
       });
+
+      it('frees a refused tenant as soon as its oldest entry expires, however often it was refused', async () => {
+        const ttlMs = 1500;
+        const h = await harness({ ttlSeconds: ttlMs / 1000, maxEntriesPerTenant: 2 });
+        await h.store.putResponse(turn(TENANT_A, 'resp_old', null));
+        await h.elapse(0.5 * ttlMs);
+        await h.store.putResponse(turn(TENANT_A, 'resp_new', null));
+        for (let attempt = 0; attempt < 3; attempt += 1) {
+          await expectStoreError(
+            h.store.putResponse(turn(TENANT_A, `resp_refused_${attempt}`, null)),
+            'tenant_quota_exceeded',
+          );
+        }
+        await h.elapse(0.3 * ttlMs);
+        await expectStoreError(
+          h.store.putResponse(turn(TENANT_A, 'resp_early', null)),
+          'tenant_quota_exceeded',
+        );
+        // 1.1 TTL after its write the oldest is gone; the newer (0.6 TTL old) still counts
+        await h.elapse(0.3 * ttlMs);
+        await h.store.putResponse(turn(TENANT_A, 'resp_after', null));
+        expect(await h.store.getResponse(TENANT_A, 'resp_new')).not.toBeNull();
+        await expectStoreError(
+          h.store.putResponse(turn(TENANT_A, 'resp_over', null)),
+          'tenant_quota_exceeded',
+        );
+      });
     });
 
     describe('deleteResponse', () => {
