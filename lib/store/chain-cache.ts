@@ -74,8 +74,8 @@ export class ChainCache {
   }
 
   /**
-   * The first of `candidates` whose last full walk is younger than `windowMs` at `now` (and whose
-   * record is still cached), with that walk.
+   * The first of `candidates` (from {@link candidates}: records still cached) whose last full walk
+   * is younger than `windowMs` at `now`, with that walk.
    */
   fresh(
     tenant: string,
