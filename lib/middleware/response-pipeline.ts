@@ -277,11 +277,17 @@ export class ResponsePipeline {
           const stage = this.stages[index];
           if (!stage?.onEnd) continue;
           const emitted: StreamEvent[] = [];
-          const result = stage.onEnd(effectiveEnd, (event) => emitted.push(event), this.context);
-          if (isThenable(result)) await result;
-          for (const event of emitted) {
-            await this.runStages({ kind: 'event', event, data: '' }, index + 1, true);
-            if (this.abandoned) return;
+          try {
+            const result = stage.onEnd(effectiveEnd, (event) => emitted.push(event), this.context);
+            if (isThenable(result)) await result;
+            for (const event of emitted) {
+              await this.runStages({ kind: 'event', event, data: '' }, index + 1, true);
+              if (this.abandoned) return;
+            }
+          } catch (error) {
+            // The client still gets a terminal event and the end of its stream.
+            this.failInternally(error);
+            break;
           }
         }
         if (this.holding && !this.terminalSent && this.tryRetry(undefined)) return;
@@ -337,7 +343,15 @@ export class ResponsePipeline {
     if (this.pumping) return;
     while (this.queue.length > 0) {
       const item = this.queue.shift() as QueueItem;
-      const result = this.runStages(item, 0, false);
+      let result: void | Promise<void>;
+      try {
+        result = this.runStages(item, 0, false);
+      } catch (error) {
+        // A stage threw: the stream fails here, never the process (the upstream chunk is being
+        // delivered from an event handler, where an exception would be uncaught).
+        this.failInternally(error);
+        return;
+      }
       if (isThenable(result)) {
         this.pumping = Promise.resolve(result)
           .then(() => this.continuePump())
@@ -522,7 +536,8 @@ export class ResponsePipeline {
 
   /**
    * A stage or hook threw: the stream cannot go on faithfully. The client gets the failure events
-   * (an OpenAI `error` and `response.failed`) and the end of the stream, never a crash or a hang.
+   * (an OpenAI `error` and `response.failed`) and the end of the stream, never a crash or a hang;
+   * the upstream is stopped (the rest of its stream would be dropped anyway).
    */
   private failInternally(error: unknown): void {
     this.pumping = undefined;
@@ -542,6 +557,7 @@ export class ResponsePipeline {
     }
     this.flushOut();
     this.releaseDrain();
+    this.abort({ kind: 'error', error: this.failure });
   }
 
   /** Asks the retry guard whether this attempt should be retried; if so, abandons it. */

@@ -128,6 +128,83 @@ describe.each(modes)('the response pipeline in $name', ({ proxy }) => {
     expect(received).toBe(1);
   });
 
+  describe.each([
+    {
+      how: 'throws',
+      stage: (): express.RequestHandler =>
+        streamTransform({
+          name: 'faulty',
+          onEvent: (event, emit) => {
+            if (event.type === 'response.output_text.delta') throw new Error('stage bug');
+            emit(event);
+          },
+        }),
+    },
+    {
+      how: 'rejects',
+      stage: (): express.RequestHandler =>
+        streamTransform({
+          name: 'faulty',
+          onEvent: async (event, emit) => {
+            if (event.type === 'response.output_text.delta') throw new Error('stage bug');
+            emit(event);
+          },
+        }),
+    },
+  ])('a stage that $how on an event', ({ stage }) => {
+    it('fails the stream for the client, stops the upstream and keeps the gateway up', async () => {
+      let upstreamClosed!: () => void;
+      const closed = new Promise<void>((resolve) => (upstreamClosed = resolve));
+      const gateway = await setup((req, res) => {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        // The upstream never ends its stream: only the relay can end the client's.
+        res.write(sse(created), () => setTimeout(() => res.write(sse(delta(1))), 20));
+        res.once('close', () => upstreamClosed());
+      }, stage());
+      const client = await postSse(`${gateway.url}/v1/responses`, { stream: true });
+      const events = await client.done;
+      expect(events.map((event) => event.json?.type)).toEqual([
+        'response.created',
+        'error',
+        'response.failed',
+      ]);
+      // The relay's own error, never the stage's message.
+      expect(events[1]?.json).toMatchObject({ type: 'error', code: 'server_error' });
+      expect(JSON.stringify(events)).not.toContain('stage bug');
+      const sequence = events.map((event) => event.json?.sequence_number as number);
+      expect(sequence).toEqual([...sequence].sort((a, b) => a - b));
+      await closed;
+      // The gateway still serves (an uncaught exception would have failed the test run).
+      const next = await postSse(`${gateway.url}/v1/responses`, { stream: true });
+      expect((await next.done)[0]?.json?.type).toBe('response.created');
+    });
+  });
+
+  it('ends the stream with a terminal event when a stage throws at its end', async () => {
+    const gateway = await setup(
+      (req, res) => {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.end(sse(created) + sse(delta(1)));
+      },
+      streamTransform({
+        name: 'faulty-end',
+        onEnd: () => {
+          throw new Error('stage bug at the end');
+        },
+      }),
+    );
+    const client = await postSse(`${gateway.url}/v1/responses`, { stream: true });
+    const types = (await client.done).map((event) => event.json?.type);
+    expect(types).toEqual([
+      'response.created',
+      'response.output_text.delta',
+      'error',
+      'response.failed',
+    ]);
+  });
+
   it('forwards the upstream bytes of every event a stage passed on unchanged', async () => {
     // Odd spacing and key order: any re-serialisation would show.
     const raw =
