@@ -516,9 +516,22 @@ export class ResponsePipeline {
     if (this.exchange.beforeFinal.length === 0) return undefined;
     // Flush what precedes the terminal so the client is not held back while the hooks run.
     this.flushOut();
-    return (async () => {
-      for (const hook of this.exchange.beforeFinal) await hook(final, this.exchange);
-    })();
+    return this.runHooks(final);
+  }
+
+  /**
+   * Awaits every before-final hook, in order. A hook that throws neither stops the others nor
+   * holds the Response back (the upstream did answer): the exchange is annotated
+   * `before_final_failed` and the client gets what the upstream sent.
+   */
+  private async runHooks(final: ResponseObject): Promise<void> {
+    for (const hook of this.exchange.beforeFinal) {
+      try {
+        await hook(final, this.exchange);
+      } catch {
+        this.exchange.annotations.before_final_failed = true;
+      }
+    }
   }
 
   /** Aggregate mode: the whole stream answered as one JSON Response (or an error envelope). */
@@ -654,7 +667,7 @@ export class ResponsePipeline {
     if (isJsonObject(parsed) && parsed.object === 'response' && typeof parsed.id === 'string') {
       const final = parsed as ResponseObject;
       this.exchange.finalResponse = final;
-      for (const hook of this.exchange.beforeFinal) await hook(final, this.exchange);
+      await this.runHooks(final);
     }
     if (body.length > 0) this.writeOut(body);
   }

@@ -318,6 +318,63 @@ describe.each(modes)('the response pipeline in $name', ({ proxy }) => {
     expect(seenByHook).toEqual(['completed', 1]);
   });
 
+  it('still delivers the Response when a before-final hook throws, to the other hooks too', async () => {
+    const annotations: Array<Record<string, unknown>> = [];
+    const hooksRan: string[] = [];
+    const faultyHooks: express.RequestHandler = (req, res, next) => {
+      const exchange = getExchange(req, res);
+      exchange.beforeFinal.push(
+        () => {
+          hooksRan.push('sync throw');
+          throw new Error('hook bug');
+        },
+        async () => {
+          hooksRan.push('async throw');
+          throw new Error('hook bug');
+        },
+        () => {
+          hooksRan.push('fine');
+        },
+      );
+      annotations.push(exchange.annotations);
+      tapResponse(exchange);
+      next();
+    };
+    const json = { id: 'resp_2', object: 'response', status: 'completed', output: [] };
+    const gateway = await setup((req, res) => {
+      req.resume();
+      if (req.headers['x-json'] === '1') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(json));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(sse(created) + sse(delta(1)) + sse(completed));
+    }, faultyHooks);
+    const stream = await postSse(`${gateway.url}/v1/responses`, { stream: true });
+    expect((await stream.done).map((event) => event.json?.type)).toEqual([
+      'response.created',
+      'response.output_text.delta',
+      'response.completed',
+    ]);
+    const reply = await fetch(`${gateway.url}/v1/responses`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-json': '1' },
+      body: '{}',
+    });
+    expect(reply.status).toBe(200);
+    expect(await reply.json()).toEqual(json);
+    expect(hooksRan).toEqual([
+      'sync throw',
+      'async throw',
+      'fine',
+      'sync throw',
+      'async throw',
+      'fine',
+    ]);
+    expect(annotations.map((a) => a.before_final_failed)).toEqual([true, true]);
+  });
+
   it('lets an error responder replace an upstream error body', async () => {
     const envelope: express.RequestHandler = (req, res, next) => {
       const exchange = getExchange(req, res);
