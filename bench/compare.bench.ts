@@ -5,6 +5,9 @@
  *
  * - direct: the fake upstream itself;
  * - pass-through: Express + http-proxy-middleware, `agent: new http.Agent({ keepAlive: true })`;
+ * - reading floor (streams only): the same pass-through, which also feeds each stream to our SSE
+ *   parser and `JSON.parse`s every event, and does nothing else: the least any gateway pays that
+ *   reads the events (to rebuild a completion, renumber, fix ids, store the turn), as the relay must;
  * - relay (memory): `createRelay({ profile: 'openai', upstreamMode: 'stateful', store: memory,
  *   logger: false, metrics: false, websocket: false })`;
  * - relay (Redis): the same on a RedisSessionStore (REDIS_URL, else 127.0.0.1:6379; skipped when
@@ -35,7 +38,7 @@ const TURNS = 50;
 /** The measured requests of a case are split into this many rounds, the targets taking turns. */
 const ROUNDS = 6;
 
-type TargetName = 'direct' | 'pass-through' | 'relay (memory)' | 'relay (Redis)';
+type TargetName = 'direct' | 'pass-through' | 'reading floor' | 'relay (memory)' | 'relay (Redis)';
 
 interface Case {
   name: string;
@@ -500,10 +503,11 @@ export async function run(): Promise<void> {
   const started = Date.now();
   const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   const withRedis = await redisReachable(redisUrl);
-  const targets: TargetName[] = ['direct', 'pass-through', 'relay (memory)'];
+  const targets: TargetName[] = ['direct', 'pass-through', 'reading floor', 'relay (memory)'];
   if (withRedis) targets.push('relay (Redis)');
   const kinds: Record<Exclude<TargetName, 'direct'>, ChildKind> = {
     'pass-through': 'passthrough',
+    'reading floor': 'reading-floor',
     'relay (memory)': 'relay-memory',
     'relay (Redis)': 'relay-redis',
   };
@@ -524,6 +528,8 @@ export async function run(): Promise<void> {
     try {
       await upstream.request({ type: 'default', behaviour: kase.behaviour }, 'default');
       for (const target of targets) {
+        // The reading floor differs from the pass-through only on streams.
+        if (target === 'reading floor' && !kase.stream) continue;
         const gateway =
           target === 'direct'
             ? undefined
@@ -545,6 +551,13 @@ export async function run(): Promise<void> {
         const result = measured[index] as Result;
         if (lane.gateway) {
           const stats = await lane.gateway.request<StatsMessage>({ type: 'stats' }, 'stats');
+          if (lane.target === 'reading floor') {
+            const streams = kase.warmup + kase.count;
+            check(
+              stats.eventsRead >= streams * (kase.events ?? 0),
+              `the reading floor parsed ${stats.eventsRead} events of ${streams} streams`,
+            );
+          }
           result.peakRss = stats.maxRss;
           result.rssPerOpen = (stats.peakSinceMark - stats.markRss) / kase.concurrency;
           if (kase.stream) {
@@ -617,6 +630,14 @@ export async function run(): Promise<void> {
       throughput >= 0.85,
       `${kase.name}: relay (memory) throughput ${throughput.toFixed(2)}× pass-through (target ≥ 0.85×)`,
     );
+    const floor = find(kase, 'reading floor');
+    if (floor) {
+      verdicts.push(
+        `- info ${kase.name}: the reading floor alone is p50 ${ratio(floor.p50, base.p50)} and ` +
+          `throughput ${ratio(floor.rps, base.rps)} of the pass-through; the relay (memory) is ` +
+          `p50 ${ratio(relay.p50, floor.p50)} and throughput ${ratio(relay.rps, floor.rps)} of the floor`,
+      );
+    }
   }
   const tool = ALL_CASES[3] as Case;
   const redisTool = find(tool, 'relay (Redis)');
