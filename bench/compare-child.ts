@@ -10,7 +10,8 @@
  * Over IPC: sends `{ type: 'ready', url, rss }` once listening; answers `{ type: 'stats' }` with
  * `{ type: 'stats', maxRss, rss }` (bytes), `{ type: 'default', behaviour }` (the fake only) with
  * `{ type: 'default' }`, `{ type: 'mark' }` (restart the RSS sampler's peak) with `{ type: 'mark' }`,
- * `{ type: 'heap' }` (after a full GC) with `{ type: 'heap', heapUsed }`, and `{ type: 'close' }` by closing and exiting.
+ * `{ type: 'heap' }` (after a full GC) with `{ type: 'heap', heapUsed }`, `{ type: 'cpu' }` with
+ * `{ type: 'cpu', micros }` (the process's CPU time so far), and `{ type: 'close' }` by closing and exiting.
  */
 import express from 'express';
 import { createProxyMiddleware } from 'http-proxy-middleware';
@@ -172,6 +173,9 @@ async function main(): Promise<void> {
       const gc = (globalThis as { gc?: () => void }).gc;
       for (let pass = 0; pass < 3; pass += 1) gc?.();
       process.send?.({ type: 'heap', heapUsed: process.memoryUsage().heapUsed });
+    } else if (message.type === 'cpu') {
+      const { user, system } = process.cpuUsage();
+      process.send?.({ type: 'cpu', micros: user + system });
     } else if (message.type === 'mark') {
       markRss = process.memoryUsage.rss();
       peakSinceMark = markRss;

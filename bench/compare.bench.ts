@@ -411,6 +411,8 @@ interface Result {
   p50: number;
   p99: number;
   firstP50?: number;
+  /** Gateway CPU time (user + system) per request (tool case: per turn), µs. */
+  cpuPerRequest?: number;
   peakRss?: number;
   /** Peak RSS sampled during the measured run minus RSS after the warm-up, per request in flight. */
   rssPerOpen?: number;
@@ -432,6 +434,8 @@ interface Lane {
   agent: http.Agent;
   samples: Sample[];
   wallMs: number;
+  /** CPU time the gateway process spent during the measured rounds, µs. */
+  cpuMicros: number;
 }
 
 /**
@@ -449,11 +453,17 @@ async function measureCase(kase: Case, lanes: Lane[]): Promise<Result[]> {
     for (let k = 0; k < lanes.length; k += 1) {
       const at = (round + k) % lanes.length;
       const lane = lanes[at] as Lane;
+      const cpu = (): Promise<number> =>
+        lane.gateway
+          ? lane.gateway.request<{ micros: number }>({ type: 'cpu' }, 'cpu').then((r) => r.micros)
+          : Promise.resolve(0);
+      const before = await cpu();
       const { samples, wallMs } = await drive(
         share,
         kase.concurrency,
         jobs[at] as (index: number) => Promise<Sample[]>,
       );
+      lane.cpuMicros += (await cpu()) - before;
       lane.samples.push(...samples);
       lane.wallMs += wallMs;
     }
@@ -470,6 +480,7 @@ async function measureCase(kase: Case, lanes: Lane[]): Promise<Result[]> {
       p50: quantile(ms, 0.5),
       p99: quantile(ms, 0.99),
       firstP50: kase.stream ? quantile(first, 0.5) : undefined,
+      cpuPerRequest: lane.gateway ? lane.cpuMicros / lane.samples.length : undefined,
     };
   });
 }
@@ -544,6 +555,7 @@ export async function run(): Promise<void> {
           agent: new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY }),
           samples: [],
           wallMs: 0,
+          cpuMicros: 0,
         });
       }
       const measured = await measureCase(kase, lanes);
@@ -588,9 +600,11 @@ export async function run(): Promise<void> {
   process.stdout.write(
     '\nRatios (×) are to the pass-through. Streams: p50/p99 are total stream time; TTFE = time to ' +
       'the first event. Tool conversation: per turn, req/s = turns/s. Peak RSS: the gateway ' +
-      "process's maxRSS over the case (start, warm-up, run).\n\n" +
-      '| case | target | req/s | × | p50 ms | × | p99 ms | × | TTFE p50 ms | × | peak RSS MiB | × |\n' +
-      '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n',
+      "process's maxRSS over the case (start, warm-up, run). Gateway CPU: the gateway process's " +
+      'user + system time per request during the measured rounds (less sensitive to a busy host ' +
+      'than the latencies, which on 2 shared cores are mostly waiting for CPU).\n\n' +
+      '| case | target | req/s | × | p50 ms | × | p99 ms | × | TTFE p50 ms | × | gateway CPU µs/req | × | peak RSS MiB | × |\n' +
+      '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n',
   );
   for (const kase of CASES) {
     const base = find(kase, 'pass-through');
@@ -601,6 +615,7 @@ export async function run(): Promise<void> {
         `| ${kase.name} | ${target} | ${f(r.rps, 0)} | ${ratio(r.rps, base?.rps)} | ` +
           `${f(r.p50)} | ${ratio(r.p50, base?.p50)} | ${f(r.p99)} | ${ratio(r.p99, base?.p99)} | ` +
           `${f(r.firstP50)} | ${ratio(r.firstP50, base?.firstP50)} | ` +
+          `${f(r.cpuPerRequest, 0)} | ${ratio(r.cpuPerRequest, base?.cpuPerRequest)} | ` +
           `${mib(r.peakRss)} | ${ratio(r.peakRss, base?.peakRss)} |\n`,
       );
     }
