@@ -548,9 +548,9 @@ export class ResponsePipeline {
   }
 
   /**
-   * A stage or hook threw: the stream cannot go on faithfully. The client gets the failure events
-   * (an OpenAI `error` and `response.failed`) and the end of the stream, never a crash or a hang;
-   * the upstream is stopped (the rest of its stream would be dropped anyway).
+   * A stage (or the pipeline itself) threw: the stream cannot go on faithfully. The client gets
+   * the failure events (an OpenAI `error` and `response.failed`) and the end of the stream, never
+   * a crash or a hang; the upstream is stopped (the rest of its stream would be dropped anyway).
    */
   private failInternally(error: unknown): void {
     this.pumping = undefined;
