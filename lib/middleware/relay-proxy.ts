@@ -263,8 +263,8 @@ export function relayProxyOptions(
           return;
         }
         // An error status: read its body (bounded) to decide, before anything reaches the client.
-        readBounded(proxyRes, ERROR_BODY_LIMIT).then(
-          async (body) => {
+        readBounded(proxyRes, ERROR_BODY_LIMIT)
+          .then(async (body) => {
             const plan = exchange.aborted
               ? undefined
               : await policy.onStatus(status, proxyRes.headers, body);
@@ -274,9 +274,9 @@ export function relayProxyOptions(
               return;
             }
             deliver(exchange, proxyRes, pipeline, body);
-          },
-          (error: unknown) => sendRelayError(exchange, toRelayError(error)),
-        );
+          })
+          // A failed read, or a policy that threw: an envelope, never a request left hanging.
+          .catch((error: unknown) => sendRelayError(exchange, toRelayError(error)));
       },
       error(this: unknown, error, req, res) {
         const response = res as ServerResponse;
@@ -288,7 +288,12 @@ export function relayProxyOptions(
         const policy = exchange.attemptPolicy;
         const state = attemptState(exchange);
         if (policy && !response.headersSent && !exchange.aborted && !state.proxyRes) {
-          const plan = policy.onConnectionError(error);
+          let plan: RetryPlan | undefined;
+          try {
+            plan = policy.onConnectionError(error);
+          } catch {
+            // A policy that throws does not retry; the client still gets its envelope below.
+          }
           if (plan) {
             retry(this as ProxyServerLike, exchange, plan);
             return;

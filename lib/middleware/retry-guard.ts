@@ -35,6 +35,8 @@ export interface RetryEvent {
 
 export interface RetryLogger {
   info(object: object, message: string): void;
+  /** For a failing `onRetry`; `info` when absent. */
+  warn?(object: object, message: string): void;
 }
 
 export interface RetryGuardOptions {
@@ -70,7 +72,10 @@ export interface RetryGuardOptions {
   now?: () => number;
   /** Logs one line per retry with its reason. */
   logger?: RetryLogger;
-  /** Called for each retry (metrics). */
+  /**
+   * Called for each retry (metrics). An observer: if it throws, the retry still happens (the
+   * error is logged through `logger`).
+   */
   onRetry?: (event: RetryEvent) => void;
 }
 
@@ -219,7 +224,18 @@ export class ExchangeRetryPolicy implements AttemptPolicy {
       { ...event },
       `retry reason=${reason} attempt=${event.attempt} delay_ms=${Math.round(delayMs)}`,
     );
-    this.options.onRetry?.(event);
+    try {
+      this.options.onRetry?.(event);
+    } catch (error) {
+      const logger = this.options.logger;
+      const details = {
+        requestId: event.requestId,
+        error: error instanceof Error ? error.message : String(error),
+      };
+      const message = 'retry guard: the onRetry callback threw; the retry goes on';
+      if (logger?.warn) logger.warn(details, message);
+      else logger?.info(details, message);
+    }
     return { reason, delayMs };
   }
 }

@@ -5,6 +5,7 @@
 import express from 'express';
 import net from 'node:net';
 import OpenAI from 'openai';
+import { getExchange } from '../../lib/middleware/exchange';
 import { relayProxy } from '../../lib/middleware/relay-proxy';
 import {
   retryGuard,
@@ -193,6 +194,103 @@ describe('retryGuard', () => {
       expect(response.output_text).toBe('reached');
       expect(retries.map((r) => r.reason)).toEqual(['connection']);
       expect(upstream.requests).toHaveLength(1);
+    });
+  });
+
+  describe('when the onRetry observer throws', () => {
+    const throwing = (): RetryGuardOptions => ({
+      onRetry: () => {
+        throw new Error('observer bug');
+      },
+    });
+
+    it('still retries an error status', async () => {
+      const { upstream, gateway, retries } = await harness(throwing());
+      upstream.script({ kind: 'http_error', status: 503 }, { kind: 'text', text: 'after' });
+      const response = await post(gateway, { model: 'gpt-test', input: 'hi' });
+      expect(response.status).toBe(200);
+      expect(response.headers.get('x-relay-attempts')).toBe('2');
+      expect(retries.map((r) => r.reason)).toEqual(['server_error']);
+    });
+
+    it('still retries a refused connection, and the gateway stays up', async () => {
+      const port = await freePort();
+      const { upstream, gateway, retries } = await harness(
+        {
+          onRetry: () => {
+            throw new Error('observer bug');
+          },
+          maxAttempts: 2,
+        },
+        `http://127.0.0.1:${port}`,
+      );
+      const response = await post(gateway, { model: 'gpt-test', input: 'hi' });
+      // Nothing listens on the port: both attempts are refused; the client gets the envelope.
+      expect(response.status).toBe(502);
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe(
+        'relay_upstream_unreachable',
+      );
+      expect(retries.map((r) => r.reason)).toEqual(['connection']);
+      expect(upstream.requests).toHaveLength(0);
+    });
+
+    it('still retries a stream cut before any output', async () => {
+      const { upstream, gateway, retries } = await harness(throwing());
+      upstream.script(
+        { kind: 'cut', afterEvents: 2, mode: 'reset', then: { kind: 'text', text: 'lost' } },
+        { kind: 'text', text: 'whole' },
+      );
+      const exchange = await postSse(`${gateway.url}/v1/responses`, body, { headers: AUTH });
+      const events = await exchange.done;
+      expect(events.at(-1)?.json?.type).toBe('response.completed');
+      expect(exchange.headers['x-relay-attempts']).toBe('2');
+      expect(retries.map((r) => r.reason)).toEqual(['stream_cut']);
+    });
+  });
+
+  describe('when a custom attempt policy throws', () => {
+    const faultyPolicy: express.RequestHandler = (req, res, next) => {
+      getExchange(req, res).attemptPolicy = {
+        holdPrelude: false,
+        preludeTimeoutMs: 0,
+        onStatus: () => Promise.reject(new Error('policy bug')),
+        onConnectionError: () => {
+          throw new Error('policy bug');
+        },
+        onStreamFailure: () => undefined,
+        finalHeaders: () => ({}),
+      };
+      next();
+    };
+
+    async function gatewayTo(target: string): Promise<Listening> {
+      const app = express();
+      app.post('/v1/responses', faultyPolicy, relayProxy({ target }));
+      const gateway = await listen(app);
+      open.push(gateway);
+      return gateway;
+    }
+
+    it('answers an error status with an envelope instead of hanging', async () => {
+      const upstream = await startFakeUpstream({ mode: 'stateful' });
+      open.push(upstream);
+      upstream.script({ kind: 'http_error', status: 503 });
+      const response = await post(await gatewayTo(upstream.url));
+      expect(response.status).toBe(500);
+      const envelope = (await response.json()) as { error: Record<string, unknown> };
+      expect(envelope.error.type).toBe('server_error');
+      expect(JSON.stringify(envelope)).not.toContain('policy bug');
+    });
+
+    it('answers a refused connection with an envelope, and the gateway stays up', async () => {
+      const gateway = await gatewayTo(`http://127.0.0.1:${await freePort()}`);
+      for (let round = 0; round < 2; round += 1) {
+        const response = await post(gateway);
+        expect(response.status).toBe(502);
+        expect(((await response.json()) as { error: { code: string } }).error.code).toBe(
+          'relay_upstream_unreachable',
+        );
+      }
     });
   });
 
