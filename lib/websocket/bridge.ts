@@ -232,14 +232,19 @@ export function attachWebSocketBridge(
     );
   };
 
-  const accept = (ws: WebSocket, req: IncomingMessage): void => {
+  /** The HTTP route of a connection's turns. */
+  const routeOf = (req: IncomingMessage): string => {
+    const url = req.url ?? '/';
+    return settings.route?.(req) ?? (url.startsWith('/') ? url : `/${url}`);
+  };
+
+  const accept = (ws: WebSocket, req: IncomingMessage, path: string): void => {
     const id = randomUUID();
     const sessionKey = connectionSessionKey(req, id);
-    const url = req.url ?? '/';
     const connection = new BridgeConnection(ws, {
       id,
       sessionKey,
-      path: settings.route?.(req) ?? (url.startsWith('/') ? url : `/${url}`),
+      path,
       headers: turnHeaders(req, sessionKey),
       transport,
       ready,
@@ -270,12 +275,28 @@ export function attachWebSocketBridge(
     refuse(socket, status, envelope, headers);
   };
 
+  /** A callback of the options threw: a 500 envelope, and the server goes on. */
+  const failUpgrade = (socket: Duplex, callback: string, error: unknown): void => {
+    log.error(
+      { error: error instanceof Error ? error.message : String(error) },
+      `websocket bridge: ${callback} failed`,
+    );
+    reject(socket, 500, relayError('internal_error').toEnvelope());
+  };
+
   let closing = false;
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => undefined);
     const path = normalizePath(req.url ?? '/');
     const ours = settings.paths.has(path);
-    if (settings.disabledPaths.has(path) || (ours && (closing || !settings.enabled(req)))) {
+    let disabled: boolean;
+    try {
+      disabled = settings.disabledPaths.has(path) || (ours && (closing || !settings.enabled(req)));
+    } catch (error) {
+      failUpgrade(socket, 'enabled()', error);
+      return;
+    }
+    if (disabled) {
       reject(socket, 426, websocketDisabledEnvelope(path));
       return;
     }
@@ -297,15 +318,16 @@ export function attachWebSocketBridge(
           reject(socket, 426, websocketDisabledEnvelope(path));
           return;
         }
-        wss.handleUpgrade(req, socket, head, (ws) => accept(ws, req));
+        let route: string;
+        try {
+          route = routeOf(req);
+        } catch (error) {
+          failUpgrade(socket, 'route()', error);
+          return;
+        }
+        wss.handleUpgrade(req, socket, head, (ws) => accept(ws, req, route));
       },
-      (error: unknown) => {
-        log.error(
-          { error: error instanceof Error ? error.message : String(error) },
-          'websocket bridge: authenticate() failed',
-        );
-        reject(socket, 500, relayError('internal_error').toEnvelope());
-      },
+      (error: unknown) => failUpgrade(socket, 'authenticate()', error),
     );
   };
   server.on('upgrade', onUpgrade);

@@ -127,6 +127,26 @@ describe('refused upgrades', () => {
     open.push(client);
   });
 
+  it.each([
+    ['enabled', { enabled: () => true }],
+    ['route', { route: () => '/v1/responses' }],
+  ] as const)('answers 500 when %s() throws, and keeps serving', async (name, fine) => {
+    let fail = true;
+    const gw = await gateway({
+      [name]: (req: http.IncomingMessage) => {
+        if (fail) throw new Error('boom');
+        return (fine[name as keyof typeof fine] as (r: http.IncomingMessage) => unknown)(req);
+      },
+    } as WebSocketBridgeOptions);
+    const refusal = await refusalOf(gw.wsUrl, AUTH_A);
+    expect(refusal.status).toBe(500);
+    expect(JSON.parse(refusal.body)).toEqual(relayError('internal_error').toEnvelope());
+    fail = false;
+    const client = await WsClient.connect(gw.wsUrl, AUTH_A);
+    open.push(client);
+    expect((await client.turn(TURN)).response?.status).toBe('completed');
+  });
+
   it('426 when WebSocket is disabled (the client falls back to HTTP at once)', async () => {
     const gw = await gateway({ enabled: false });
     const refusal = await refusalOf(gw.wsUrl, AUTH_A);
