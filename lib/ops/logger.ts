@@ -178,7 +178,10 @@ export interface RelayLoggerOptions extends CreateLoggerOptions {
   opsLevel?: pino.Level;
   /** Paths of those requests. @default ['/healthz', '/readyz', '/metrics'] */
   opsPaths?: readonly string[];
-  /** Called with each exchange's summary right before its line is written. */
+  /**
+   * Called with each exchange's summary right before its line is written. If it throws, the line
+   * is still written (and a warning logged).
+   */
   onSummary?: (summary: ExchangeSummary) => void;
 }
 
@@ -234,7 +237,15 @@ export function relayLogger(options: RelayLoggerOptions = {}): HttpLogger {
     opsPaths.has((req.url ?? '').split('?')[0] ?? '');
   const withSummary = (req: IncomingMessage, res: ServerResponse, value: object): object => {
     const summary = summarizeExchange(req, res);
-    options.onSummary?.(summary);
+    try {
+      options.onSummary?.(summary);
+    } catch (error) {
+      // An observer: its failure is reported, never thrown from the response's 'finish' handler.
+      logger.warn(
+        { error: error instanceof Error ? error.message : String(error) },
+        'relay logger: the onSummary callback threw',
+      );
+    }
     return { ...value, ...summaryFields(summary) };
   };
   return pinoHttp({

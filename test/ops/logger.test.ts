@@ -141,6 +141,40 @@ describe('relayLogger', () => {
     expect(boom).toMatchObject({ level: 50, status: 500 });
   });
 
+  it('still writes the line when onSummary throws, and keeps serving', async () => {
+    const sink = capture();
+    const logger = createLogger({ destination: sink.stream });
+    const app = express();
+    let calls = 0;
+    app.use(
+      relayLogger({
+        logger,
+        onSummary: () => {
+          calls += 1;
+          throw new Error('observer bug');
+        },
+      }),
+    );
+    app.get('/v1/models', (_req, res) => res.json({ object: 'list', data: [] }));
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+    const { port } = server.address() as { port: number };
+    try {
+      for (let round = 0; round < 2; round += 1) {
+        const response = await fetch(`http://127.0.0.1:${port}/v1/models`);
+        expect(response.status).toBe(200);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    expect(calls).toBe(2);
+    const lines = sink.lines().filter((entry) => entry.msg === 'request completed');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatchObject({ status: 200 });
+  });
+
   it('reports a client that left before the end', async () => {
     const sink = capture();
     const logger = createLogger({ destination: sink.stream });
