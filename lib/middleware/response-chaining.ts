@@ -481,14 +481,15 @@ export function responseChaining(options: ResponseChainingOptions): RelayMiddlew
         output: toInputItems(Array.isArray(final.output) ? final.output : []),
         createdAt: Date.now(),
       };
-      const upstream = options.upstreamName?.(ctx.req) ?? routedUpstream(ctx.req) ?? plan.pinned;
-      if (upstream !== undefined && upstream !== '') record.upstream = upstream;
       const model = typeof final.model === 'string' ? final.model : ctx.body.model;
       if (typeof model === 'string') record.model = model;
       if (typeof ctx.body.instructions === 'string') record.instructions = ctx.body.instructions;
       // The record and the session head in one atomic round trip when the store offers it.
       const withHead = ctx.sessionKey !== undefined ? store.putSessionResponse : undefined;
       try {
+        // Inside the try: an `upstreamName` option that throws loses the turn like a store error.
+        const upstream = options.upstreamName?.(ctx.req) ?? routedUpstream(ctx.req) ?? plan.pinned;
+        if (upstream !== undefined && upstream !== '') record.upstream = upstream;
         if (withHead !== undefined) await withHead.call(store, record, ctx.sessionKey as string);
         else await store.putResponse(record);
       } catch (error) {

@@ -688,6 +688,24 @@ function failingStore(
 describe('store failures', () => {
   const down = new SessionStoreError('store_unavailable', 'redis is down');
 
+  it('an upstreamName option that throws loses the turn like a store error, logged, not the response', async () => {
+    const { gateway, store, logger } = await harness({
+      upstreamName: () => {
+        throw new Error('naming bug');
+      },
+    });
+    const first = expectCompleted(await turn(gateway.url, { model: MODEL, input: 'hello' }));
+    expect(await store.getResponse(TENANT_A, first.id)).toBeNull();
+    expect(logger.lines.some((line) => line.includes('could not be stored'))).toBe(true);
+    const next = await turn(gateway.url, {
+      model: MODEL,
+      previous_response_id: first.id,
+      input: 'and then?',
+    });
+    expect(next.status).toBe(400);
+    expect(JSON.parse(next.text)).toEqual(notFoundEnvelope(first.id));
+  });
+
   it('fail-closed: 503 for a continuation; a new conversation still runs, its write is logged', async () => {
     const memory = new MemorySessionStore();
     const store = failingStore(memory, down, ['expandChain', 'putResponse']);
