@@ -12,6 +12,7 @@ import type {
   ServerResponse,
 } from 'node:http';
 import type { Socket } from 'node:net';
+import { Readable } from 'node:stream';
 import { createProxyMiddleware, type Options, type RequestHandler } from 'http-proxy-middleware';
 import { relayError, toRelayError, type RelayError } from '../protocol/relay-errors';
 import { classifyConnectionError } from '../protocol/retry-hints';
@@ -40,6 +41,8 @@ const REQUEST_HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection'] as c
  * connection would end (or confuse) it for the next request.
  */
 export function dropHopByHopRequestHeaders(proxyReq: ClientRequest): void {
+  // A streamed body's first chunk may have sent the headers before `proxyReq` (a queued request).
+  if (proxyReq.headersSent) return;
   for (const name of REQUEST_HOP_BY_HOP) proxyReq.removeHeader(name);
 }
 
@@ -50,7 +53,12 @@ export interface RelayProxyHandlers {
 }
 
 export interface RelayProxyOptionsInput extends ResponsePipelineOptions {
-  /** Your own handlers, called after the relay's. */
+  /**
+   * Your own handlers, called after the relay's: `proxyReq` before the relay writes the body (it
+   * may still set headers), `proxyRes` before the pipeline reads the response. If `proxyReq` or
+   * `proxyRes` throws, the client gets a 500 `server_error` envelope; `error` runs after the
+   * client got its envelope.
+   */
   on?: RelayProxyHandlers;
 }
 
@@ -59,6 +67,10 @@ interface AttemptState {
   proxyRes?: IncomingMessage;
   pipeline?: ResponsePipeline;
   abortWatched?: boolean;
+  /** The body the relay writes for this attempt; undefined when the client's stream is piped. */
+  body?: Buffer;
+  /** Why the body could not be serialised for this attempt. */
+  bodyError?: unknown;
   /** The options http-proxy used for the first attempt: a retry reuses them. */
   options?: object;
   timer?: NodeJS.Timeout;
@@ -106,6 +118,60 @@ function responseHeaders(proxyRes: IncomingMessage): OutgoingHttpHeaders {
     headers[name] = value;
   }
   return headers;
+}
+
+/** The body the relay sends upstream when it has one (it read, or a middleware rewrote, it). */
+function relayBody(exchange: Exchange, req: IncomingMessage): Buffer | undefined {
+  const parsed = (req as IncomingMessage & { body?: unknown }).body;
+  return (
+    exchange.upstreamBody() ??
+    // A body parser ran but no relay middleware read the body: send what it parsed.
+    (parsed !== undefined && !req.readable ? Buffer.from(JSON.stringify(parsed)) : undefined)
+  );
+}
+
+/** Counts an attempt once per upstream request, and stops it when the client leaves. */
+function beginAttempt(exchange: Exchange, proxyReq: ClientRequest, res: ServerResponse): void {
+  const state = attemptState(exchange);
+  if (state.proxyReq === proxyReq) return;
+  exchange.attempts += 1;
+  state.proxyReq = proxyReq;
+  if (state.abortWatched) return;
+  state.abortWatched = true;
+  res.once('close', () => {
+    if (res.writableFinished) return;
+    exchange.aborted = true;
+    if (state.timer) clearTimeout(state.timer);
+    state.proxyReq?.destroy();
+    state.proxyRes?.destroy();
+  });
+}
+
+/**
+ * http-proxy creates the upstream request and pipes the client's request into it at once, but
+ * emits `proxyReq` (the last moment its headers can change) only when the request gets a socket.
+ * A client body the relay already read has ended, so the pipe would end the upstream request
+ * before that whenever the agent queues it (a bounded `maxSockets`): headers sent without the
+ * relay's changes, an empty body under the client's `content-length`, and a throw in the relay's
+ * own `proxyReq` handler. So, for each attempt, the relay takes the pipe: a body it holds is
+ * written in `proxyReq` with its headers; only a body still streaming is piped.
+ */
+function takePipe(exchange: Exchange, req: IncomingMessage, res: ServerResponse): void {
+  const state = attemptState(exchange);
+  req.pipe = <T extends NodeJS.WritableStream>(destination: T, options?: { end?: boolean }): T => {
+    beginAttempt(exchange, destination as unknown as ClientRequest, res);
+    try {
+      state.body = relayBody(exchange, req);
+      state.bodyError = undefined;
+    } catch (error) {
+      // A body that cannot be serialised (e.g. nested past the stack) never crashes the relay.
+      state.body = undefined;
+      state.bodyError = error;
+      return destination;
+    }
+    if (state.body !== undefined) return destination;
+    return Readable.prototype.pipe.call(req, destination, options) as T;
+  };
 }
 
 /** A connection failure as the relay's own error (by the retry guard's classification). */
@@ -197,51 +263,49 @@ export function relayProxyOptions(
   return {
     selfHandleResponse: true,
     on: {
+      start(req, res) {
+        const response = res as ServerResponse;
+        if (typeof response.writeHead !== 'function') return;
+        // Node answered the client's `100-continue` already; upstream, http-proxy would skip
+        // `proxyReq` for it, so the relay's body would never be written.
+        delete req.headers.expect;
+        takePipe(getExchange(req, response), req, response);
+      },
       proxyReq(proxyReq, req, res, options) {
         const exchange = getExchange(req, res);
         const state = attemptState(exchange);
-        exchange.attempts += 1;
-        state.proxyReq = proxyReq;
+        // When the pipe was not the relay's (http-proxy's `buffer` option), count the attempt here.
+        beginAttempt(exchange, proxyReq, res);
         state.options = options;
-        let body: Buffer | undefined;
-        try {
-          const parsed = (req as IncomingMessage & { body?: unknown }).body;
-          body =
-            exchange.upstreamBody() ??
-            // A body parser ran but no relay middleware read the body: send what it parsed.
-            (parsed !== undefined && !req.readable
-              ? Buffer.from(JSON.stringify(parsed))
-              : undefined);
-        } catch (error) {
-          // A body that cannot be serialised (e.g. nested past the stack) never crashes the relay.
+        if (state.bodyError !== undefined) {
           proxyReq.destroy();
           sendRelayError(
             exchange,
-            relayError('invalid_json', { reason: 'too_deep', cause: error }),
+            relayError('invalid_json', { reason: 'too_deep', cause: state.bodyError }),
           );
           return;
         }
-        // Headers first: the body write below sends them.
-        dropHopByHopRequestHeaders(proxyReq);
-        if (exchange.wantsResponse) proxyReq.setHeader('accept-encoding', 'identity');
-        if (body !== undefined) {
-          proxyReq.setHeader('content-length', body.length);
-          proxyReq.removeHeader('transfer-encoding');
-          if (!proxyReq.getHeader('content-type'))
-            proxyReq.setHeader('content-type', 'application/json');
-          proxyReq.write(body);
+        const body = state.body;
+        // A body still streaming may have sent the headers already (its first chunk did).
+        if (!proxyReq.headersSent) {
+          dropHopByHopRequestHeaders(proxyReq);
+          if (exchange.wantsResponse) proxyReq.setHeader('accept-encoding', 'identity');
+          if (body !== undefined) {
+            proxyReq.setHeader('content-length', body.length);
+            proxyReq.removeHeader('transfer-encoding');
+            if (!proxyReq.getHeader('content-type'))
+              proxyReq.setHeader('content-type', 'application/json');
+          }
         }
-        if (!state.abortWatched) {
-          state.abortWatched = true;
-          res.once('close', () => {
-            if (res.writableFinished) return;
-            exchange.aborted = true;
-            if (state.timer) clearTimeout(state.timer);
-            state.proxyReq?.destroy();
-            state.proxyRes?.destroy();
-          });
+        try {
+          // Before the body is written, so your handler can still change headers.
+          user.proxyReq?.(proxyReq, req, res);
+        } catch (error) {
+          proxyReq.destroy();
+          sendRelayError(exchange, relayError('internal_error', { cause: error }));
+          return;
         }
-        user.proxyReq?.(proxyReq, req, res);
+        if (body !== undefined) proxyReq.end(body);
       },
       proxyRes(this: unknown, proxyRes, req, res) {
         const server = this as ProxyServerLike;
@@ -251,7 +315,13 @@ export function relayProxyOptions(
         const pipeline = new ResponsePipeline(exchange, responseSink(res), input);
         state.pipeline = pipeline;
         const policy = exchange.attemptPolicy;
-        user.proxyRes?.(proxyRes, req, res);
+        try {
+          user.proxyRes?.(proxyRes, req, res);
+        } catch (error) {
+          proxyRes.destroy();
+          sendRelayError(exchange, relayError('internal_error', { cause: error }));
+          return;
+        }
         if (!policy || res.headersSent) {
           deliver(exchange, proxyRes, pipeline, undefined);
           return;
@@ -300,7 +370,11 @@ export function relayProxyOptions(
           }
         }
         sendRelayError(exchange, connectionError(error));
-        user.error?.(error, req, res);
+        try {
+          user.error?.(error, req, res);
+        } catch {
+          // The client has its answer; a failing observer changes nothing.
+        }
       },
     },
   };

@@ -8,7 +8,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { ResponseAccumulator } from '../protocol/accumulator';
 import { errorFromStreamEvent } from '../protocol/errors';
-import { relayError } from '../protocol/relay-errors';
+import { relayError, type RelayError } from '../protocol/relay-errors';
 import {
   SseParser,
   serializeSseComment,
@@ -42,7 +42,8 @@ export interface ResponsePipelineOptions {
   maxJsonBodyBytes?: number;
 }
 
-type Mode = 'sse' | 'error' | 'json' | 'passthrough';
+/** `refused`: the response cannot be relayed at all; the client gets one of the relay's errors. */
+type Mode = 'sse' | 'error' | 'json' | 'passthrough' | 'refused';
 
 type QueueItem =
   | { kind: 'event'; event: StreamEvent; data: string }
@@ -98,6 +99,8 @@ export class ResponsePipeline {
   private readonly maxErrorBodyBytes: number;
   private readonly maxJsonBodyBytes: number;
   private readonly context: StageContext;
+  /** Set when the response is refused (see `begin`): what the client gets instead. */
+  private refusal: RelayError | undefined;
 
   constructor(
     private readonly exchange: Exchange,
@@ -106,7 +109,14 @@ export class ResponsePipeline {
   ) {
     this.maxErrorBodyBytes = options.maxErrorBodyBytes ?? 64 * 1024;
     this.maxJsonBodyBytes = options.maxJsonBodyBytes ?? 32 * 1024 * 1024;
-    this.stages = exchange.stages.map((stage) => stage.create(exchange));
+    let stages: StreamStage[] = [];
+    try {
+      stages = exchange.stages.map((stage) => stage.create(exchange));
+    } catch {
+      // A stage factory that throws: nothing can be relayed faithfully (see `begin`).
+      this.refusal = relayError('internal_error');
+    }
+    this.stages = stages;
     const isTerminalSent = (): boolean => this.terminalSent;
     this.context = {
       exchange,
@@ -151,6 +161,15 @@ export class ResponsePipeline {
 
   /** Starts the response with the upstream's status and headers; picks how the body is handled. */
   begin(status: number, headers: OutgoingHttpHeaders): void {
+    // Node's parser accepts any three digits; Node refuses to write a status outside 100-599.
+    if (!Number.isInteger(status) || status < 100 || status > 599) {
+      this.refusal ??= relayError('upstream_invalid_response');
+    }
+    if (this.refusal) {
+      this.mode = 'refused';
+      this.upstreamAbort?.();
+      return;
+    }
     this.status = status;
     this.headers = { ...headers };
     const policy = this.exchange.attemptPolicy;
@@ -211,7 +230,9 @@ export class ResponsePipeline {
         try {
           this.parser?.push(chunk);
         } catch (error) {
+          // A line past the parser's bound: the stream cannot be read on; end it now.
           this.failure = error instanceof Error ? error : new Error(String(error));
+          this.abort({ kind: 'error', error: this.failure });
           return true;
         }
         this.pump();
@@ -233,6 +254,8 @@ export class ResponsePipeline {
         break;
       case 'passthrough':
         this.writeOut(chunk);
+        break;
+      case 'refused':
         break;
     }
     return !this.blocked;
@@ -303,6 +326,9 @@ export class ResponsePipeline {
         await this.finishJson();
         break;
       case 'passthrough':
+        break;
+      case 'refused':
+        this.writeError(this.refusal as RelayError);
         break;
     }
     if (this.abandoned) return;
@@ -541,9 +567,17 @@ export class ResponsePipeline {
       this.writeOut(JSON.stringify(final));
       return;
     }
-    const error = relayError('stream_incomplete');
+    this.writeError(relayError('stream_incomplete'));
+  }
+
+  /** Answers one of the relay's own errors instead of the upstream's response. */
+  private writeError(error: RelayError): void {
     this.status = error.status;
-    this.headers = { 'content-type': 'application/json', 'x-request-id': this.exchange.requestId };
+    this.headers = {
+      ...this.exchange.attemptPolicy?.finalHeaders(error.status),
+      'content-type': 'application/json',
+      'x-request-id': this.exchange.requestId,
+    };
     this.writeOut(JSON.stringify(error.toEnvelope()));
   }
 

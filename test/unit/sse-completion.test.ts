@@ -11,7 +11,7 @@ import {
   type SseCompletionOptions,
 } from '../../lib/middleware/sse-completion';
 import { MemoryItemIdAliases } from '../../lib/middleware/sse-completion-ids';
-import { SseParser } from '../../lib/protocol/sse';
+import { DEFAULT_MAX_LINE_LENGTH, SseParser } from '../../lib/protocol/sse';
 import type { JsonObject, ResponseItem, StreamEvent } from '../../lib/protocol/types';
 
 // --- harness ------------------------------------------------------------------------------------
@@ -385,6 +385,20 @@ describe('sseCompletion stage: streams the relay must close', () => {
     expect(terminalOf(result).output).toEqual([fc]);
     expect(result.upstreamAborts).toBe(1);
     expect(result.exchange.annotations['sse_completion.closed']).toBe('stalled');
+  });
+
+  it('closes the stream at once, and stops the upstream, at a line past the parser bound', async () => {
+    // The upstream keeps the connection open: only the relay can end the client's stream.
+    const oversized = `event: response.output_text.delta\ndata: ${'x'.repeat(DEFAULT_MAX_LINE_LENGTH + 1)}`;
+    const result = await run(
+      [...numbered([created, ...callEvents(0, fc)]), oversized],
+      { idleTimeoutMs: 0 },
+      { end: 'never' },
+    );
+    expectWellFormed(result.events);
+    expect(result.types.at(-1)).toBe('response.failed');
+    expect(terminalOf(result).output).toEqual([fc]);
+    expect(result.upstreamAborts).toBe(1);
   });
 
   it('ends the response when the upstream holds the connection open after the terminal', async () => {
