@@ -50,7 +50,7 @@ interface PartBuffer {
   /** The part from `content_part.done` / `reasoning_summary_part.done`: overrides everything. */
   finalPart?: JsonObject;
   /** Annotations from `output_text.annotation.added`, by `annotation_index`. */
-  annotations?: unknown[];
+  annotations?: Map<number, unknown>;
 }
 
 /** A top-level string field being streamed (`arguments`, `input`, `code`). */
@@ -157,26 +157,43 @@ function joined(chunks: string[]): string {
   return chunks[0]!;
 }
 
+/**
+ * `base` (a list of the item as added) with the entries of `overrides` written at their indexes,
+ * holes removed: an index within `base` replaces its entry, the others follow in ascending order.
+ * Only the indexes present are visited, never the range up to the largest one (an index is
+ * whatever the upstream sent, up to 2^53).
+ */
+function overlay<T>(
+  base: unknown,
+  overrides: Map<number, T>,
+  render: (value: T) => unknown,
+): unknown[] {
+  const given: unknown[] = Array.isArray(base) ? (base as unknown[]) : [];
+  const indexes = [...overrides.keys()].sort((a, b) => a - b);
+  const out: unknown[] = [];
+  let next = 0;
+  for (let i = 0; i < given.length; i++) {
+    if (indexes[next] === i) out.push(render(overrides.get(indexes[next++]!)!));
+    else if (given[i] !== undefined) out.push(given[i]);
+  }
+  for (; next < indexes.length; next++) out.push(render(overrides.get(indexes[next]!)!));
+  return out;
+}
+
 function renderPart(buffer: PartBuffer): JsonObject {
   if (buffer.finalPart !== undefined) return buffer.finalPart;
   const part: JsonObject = { ...buffer.base };
   const start = typeof part[buffer.field] === 'string' ? (part[buffer.field] as string) : '';
   part[buffer.field] = buffer.final ?? start + joined(buffer.chunks);
   if (buffer.annotations !== undefined) {
-    const annotations = Array.isArray(part.annotations) ? [...(part.annotations as unknown[])] : [];
-    buffer.annotations.forEach((annotation, i) => {
-      annotations[i] = annotation;
-    });
-    part.annotations = annotations;
+    part.annotations = overlay(part.annotations, buffer.annotations, (annotation) => annotation);
   }
   return part;
 }
 
 /** `base` with the parts of `buffers` written at their indexes (holes removed). */
 function renderParts(base: unknown, buffers: Map<number, PartBuffer>): unknown[] {
-  const parts: unknown[] = Array.isArray(base) ? [...(base as unknown[])] : [];
-  for (const [index, buffer] of buffers) parts[index] = renderPart(buffer);
-  return parts.filter((part) => part !== undefined);
+  return overlay(base, buffers, renderPart);
 }
 
 /**
@@ -502,7 +519,7 @@ export class ResponseAccumulator {
     ) {
       return;
     }
-    (buffer.annotations ??= [])[index] = event.annotation;
+    (buffer.annotations ??= new Map()).set(index, event.annotation);
   }
 
   private render(slot: Slot, added: JsonObject): ResponseItem {

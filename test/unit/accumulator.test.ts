@@ -574,6 +574,114 @@ describe('ResponseAccumulator items', () => {
     expect(acc.items()[0]).toMatchObject({ summary: [{ text: 'Final' }, { text: 'Second' }] });
   });
 
+  it('renders parts and annotations at an index of 2^31 in index order, the event loop free', async () => {
+    const huge = 2 ** 31;
+    const acc = feed([
+      created(),
+      added(0, {
+        id: 'msg_1',
+        type: 'message',
+        status: 'in_progress',
+        role: 'assistant',
+        content: [],
+      }),
+      scoped('response.output_text.delta', 0, 'msg_1', { content_index: huge, delta: 'last' }),
+      scoped('response.output_text.delta', 0, 'msg_1', { content_index: 0, delta: 'first' }),
+      scoped('response.output_text.annotation.added', 0, 'msg_1', {
+        content_index: 0,
+        annotation_index: huge,
+        annotation: { type: 'url_citation', url: 'https://b.example' },
+      }),
+      scoped('response.output_text.annotation.added', 0, 'msg_1', {
+        content_index: 0,
+        annotation_index: 0,
+        annotation: { type: 'url_citation', url: 'https://a.example' },
+      }),
+    ]);
+    // What a stream cut before its terminal event answers with.
+    const output = acc.snapshot().output;
+    // A render that walked the index range would hold the event loop for minutes: the next timer
+    // would be jest's timeout, failing the test.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const content = (output[0]?.content ?? []) as Array<{ text: string; annotations: unknown[] }>;
+    // Lengths first: a sparse list of 2^31 entries is too big for a diff.
+    expect(content.map((part) => [part.text, part.annotations.length])).toEqual([
+      ['first', 2],
+      ['last', 0],
+    ]);
+    expect(output).toEqual([
+      {
+        id: 'msg_1',
+        type: 'message',
+        status: 'in_progress',
+        role: 'assistant',
+        content: [
+          {
+            type: 'output_text',
+            text: 'first',
+            annotations: [
+              { type: 'url_citation', url: 'https://a.example' },
+              { type: 'url_citation', url: 'https://b.example' },
+            ],
+          },
+          { type: 'output_text', text: 'last', annotations: [] },
+        ],
+      },
+    ]);
+  });
+
+  it('keeps parts, summary parts and annotations at indexes past the array range', () => {
+    const huge = Number.MAX_SAFE_INTEGER;
+    const acc = feed([
+      created(),
+      added(0, { id: 'rs_1', type: 'reasoning', summary: [] }),
+      scoped('response.reasoning_summary_text.delta', 0, 'rs_1', {
+        summary_index: huge,
+        delta: 'late',
+      }),
+      scoped('response.reasoning_summary_text.delta', 0, 'rs_1', {
+        summary_index: 2 ** 32,
+        delta: 'early',
+      }),
+      added(1, {
+        id: 'msg_1',
+        type: 'message',
+        status: 'in_progress',
+        role: 'assistant',
+        content: [],
+      }),
+      scoped('response.output_text.delta', 1, 'msg_1', { content_index: huge, delta: 'x' }),
+      scoped('response.output_text.annotation.added', 1, 'msg_1', {
+        content_index: huge,
+        annotation_index: huge,
+        annotation: { type: 'url_citation', url: 'https://a.example' },
+      }),
+    ]);
+    expect(acc.items()).toEqual([
+      {
+        id: 'rs_1',
+        type: 'reasoning',
+        summary: [
+          { type: 'summary_text', text: 'early' },
+          { type: 'summary_text', text: 'late' },
+        ],
+      },
+      {
+        id: 'msg_1',
+        type: 'message',
+        status: 'in_progress',
+        role: 'assistant',
+        content: [
+          {
+            type: 'output_text',
+            text: 'x',
+            annotations: [{ type: 'url_citation', url: 'https://a.example' }],
+          },
+        ],
+      },
+    ]);
+  });
+
   it('ignores a delta aimed at an item of another type, or at an index never added', () => {
     const acc = feed([
       created(),
