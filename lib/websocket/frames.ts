@@ -147,8 +147,10 @@ const TERMINAL_FOR_STATUS: Readonly<Record<string, StreamEvent['type']>> = Objec
  * builds its history from) and the terminal event. `undefined` when the Response is not over.
  */
 export function eventsFromResponse(response: ResponseObject): StreamEvent[] | undefined {
-  const terminal = TERMINAL_FOR_STATUS[String(response.status)];
-  if (terminal === undefined) return undefined;
+  const status = String(response.status);
+  // An own property only: a status such as `constructor` or `__proto__` is not over either.
+  if (!Object.hasOwn(TERMINAL_FOR_STATUS, status)) return undefined;
+  const terminal = TERMINAL_FOR_STATUS[status]!;
   const output = Array.isArray(response.output) ? response.output : [];
   const events: StreamEvent[] = [
     {

@@ -143,6 +143,23 @@ describe('server messages', () => {
     ]);
     expect(eventsFromResponse({ ...response, status: 'queued' })).toBeUndefined();
   });
+
+  it('a JSON Response whose status names an Object property is not over, like any unknown one', () => {
+    // The turn then answers upstream_invalid_response instead of sending a non-string type.
+    for (const status of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      const response = JSON.parse(
+        JSON.stringify({ id: 'resp_1', object: 'response', status, output: [] }),
+      ) as ResponseObject;
+      expect({ status, events: eventsFromResponse(response) }).toEqual({
+        status,
+        events: undefined,
+      });
+    }
+    for (const status of ['completed', 'failed', 'incomplete']) {
+      const events = eventsFromResponse({ id: 'resp_1', object: 'response', status, output: [] });
+      expect(events?.at(-1)?.type).toBe(`response.${status}`);
+    }
+  });
 });
 
 describe('sessions and headers', () => {
