@@ -208,12 +208,15 @@ export function responseOwnership(options: ResponseOwnershipOptions): RelayMiddl
       const owned = record;
       res.once('finish', () => {
         if (res.statusCode < 200 || res.statusCode >= 300) return;
-        options.store.deleteResponse(tenant, owned.id).catch((error: unknown) => {
-          log.error(
-            { tenant, action: 'delete', ...describeStoreError(error) },
-            'response ownership: the upstream deleted the response but the relay record remains',
-          );
-        });
+        // Called in a promise: a store that throws synchronously must not throw out of `finish`.
+        Promise.resolve()
+          .then(() => options.store.deleteResponse(tenant, owned.id))
+          .catch((error: unknown) => {
+            log.error(
+              { tenant, action: 'delete', ...describeStoreError(error) },
+              'response ownership: the upstream deleted the response but the relay record remains',
+            );
+          });
       });
     }
     return true;

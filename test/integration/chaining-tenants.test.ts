@@ -160,3 +160,56 @@ describe.each(['stateless', 'stateful'] as const)('tenant isolation (%s upstream
     expect(answer.json).toEqual(relayError('missing_credentials').toEnvelope());
   });
 });
+
+describe('a store whose deleteResponse throws synchronously (stateful upstream)', () => {
+  class ThrowingDeleteStore extends MemorySessionStore {
+    override deleteResponse(): Promise<boolean> {
+      throw new Error('store down');
+    }
+  }
+  let fake: FakeUpstream;
+  let gateway: Listening;
+  let logger: ReturnType<typeof memoryLogger>;
+
+  beforeEach(async () => {
+    fake = await startFakeUpstream({ mode: 'stateful', name: 'shared' });
+    logger = memoryLogger();
+    gateway = await listen(
+      chainingApp({
+        mode: 'stateful',
+        store: new ThrowingDeleteStore(),
+        upstreams: { shared: fake.url },
+        logger,
+      }),
+    );
+  });
+  afterEach(async () => {
+    await gateway.close();
+    await fake.close();
+  });
+
+  it('answers the DELETE, logs that the relay record remains, and keeps serving', async () => {
+    const first = await turn(gateway.url, { model: MODEL, input: 'hi' });
+    const id = first.response?.id as string;
+    expect(first.response?.status).toBe('completed');
+
+    const deleted = await call(gateway.url, 'DELETE', `/v1/responses/${id}`, AUTH_A);
+    expect(deleted).toMatchObject({
+      status: 200,
+      json: { id, object: 'response.deleted', deleted: true },
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    const logged = logger.lines.map((line) => JSON.parse(line) as JsonObject);
+    expect(logged).toContainEqual(
+      expect.objectContaining({
+        level: 'error',
+        action: 'delete',
+        msg: 'response ownership: the upstream deleted the response but the relay record remains',
+      }),
+    );
+
+    const next = await turn(gateway.url, { model: MODEL, input: 'again' });
+    expect(next.status).toBe(200);
+    expect(next.response?.status).toBe('completed');
+  });
+});
