@@ -334,6 +334,8 @@ export function createRelay(options: RelayOptions): Relay {
   const tenantSecret = resolveTenantSecret(options.tenantSecret, rawStore, logger);
 
   let draining = false;
+  /** Set while a shutdown waits for the in-flight requests; called once the last one ends. */
+  let onDrained: (() => void) | undefined;
   let url: string | undefined;
   const inflight = new Set<ServerResponse>();
   const byRequestId = new Map<string, Exchange>();
@@ -363,11 +365,26 @@ export function createRelay(options: RelayOptions): Relay {
     res.once('close', () => {
       inflight.delete(res);
       if (byRequestId.get(exchange.requestId) === exchange) byRequestId.delete(exchange.requestId);
-      // The summary is built only for someone who listens (the logger and metrics build their own).
-      if (emitter.listenerCount('exchange') > 0) {
-        emitter.emit('exchange', summarizeExchange(req, res));
+      // The drain first: a listener of 'exchange' that throws must not hold up a shutdown.
+      if (draining) {
+        server.closeIdleConnections();
+        if (inflight.size === 0) onDrained?.();
       }
-      if (draining) server.closeIdleConnections();
+      // The summary is built only for someone who listens (the logger and metrics build their own).
+      if (emitter.listenerCount('exchange') === 0) return;
+      try {
+        emitter.emit('exchange', summarizeExchange(req, res));
+      } catch (error) {
+        // A listener's failure never takes the relay down.
+        try {
+          logger?.warn(
+            { error: error instanceof Error ? error.message : String(error) },
+            "relay: an 'exchange' listener threw",
+          );
+        } catch {
+          // Nor does a failing logger.
+        }
+      }
     });
     next();
   });
@@ -570,16 +587,14 @@ export function createRelay(options: RelayOptions): Relay {
   function waitForDrain(timeoutMs: number): Promise<boolean> {
     return new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
-        emitter.off('exchange', check);
+        onDrained = undefined;
         resolve(false);
       }, timeoutMs);
-      function check(): void {
-        if (inflight.size > 0) return;
+      onDrained = () => {
         clearTimeout(timer);
-        emitter.off('exchange', check);
+        onDrained = undefined;
         resolve(true);
-      }
-      emitter.on('exchange', check);
+      };
     });
   }
 

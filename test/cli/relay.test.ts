@@ -3,9 +3,11 @@
  * profile, the Responses routes with every middleware, untouched passthrough, OpenAI 404s,
  * metrics and the exchange event, readiness, the WebSocket bridge, and graceful close.
  */
+import { Writable } from 'node:stream';
 import OpenAI from 'openai';
 import WebSocket from 'ws';
 import { createRelay, type Relay, type RelayOptions } from '../../lib/relay';
+import { createLogger } from '../../lib/ops/logger';
 import type { ExchangeSummary } from '../../lib/ops/summary';
 import type { JsonObject } from '../../lib/protocol/types';
 import { MemorySessionStore } from '../../lib/store/memory-session-store';
@@ -136,6 +138,38 @@ describe('createRelay: routes', () => {
     await expect(mallory.responses.retrieve(created.id)).rejects.toBeInstanceOf(
       OpenAI.NotFoundError,
     );
+  });
+
+  it('keeps serving when an exchange listener throws: both requests succeed, the failure is logged', async () => {
+    const fake = await fakes({ mode: 'stateless' });
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const { url, relay } = await startRelay({
+      upstream: fake.url,
+      profile: 'codex',
+      logger: createLogger({ level: 'warn', destination }),
+    });
+    let calls = 0;
+    relay.on('exchange', () => {
+      calls += 1;
+      throw new Error('listener bug');
+    });
+    for (const input of ['one', 'two']) {
+      const answer = await rawRequest(`${url}/v1/responses`, {
+        body: { model: 'm', input, stream: true, store: false },
+        headers: AUTH,
+      });
+      expect(answer.status).toBe(200);
+      await settle();
+    }
+    expect(calls).toBe(2);
+    expect(fake.requests).toHaveLength(2);
+    expect(lines.filter((line) => line.includes('listener bug'))).toHaveLength(2);
   });
 
   it('runs a tool loop with every middleware and counts what happened', async () => {
@@ -274,6 +308,24 @@ describe('createRelay: operations', () => {
     const events = await stream.done;
     expect(events.at(-1)?.json?.type).toBe('response.completed');
     await closing;
+  });
+
+  it('ends a shutdown when the last stream ends, even when an exchange listener throws', async () => {
+    const fake = await fakes({ mode: 'stateless' });
+    const { url, relay } = await startRelay({ upstream: fake.url, profile: 'codex' });
+    relay.on('exchange', () => {
+      throw new Error('listener bug');
+    });
+    fake.script({ kind: 'slow', delayMs: 40 });
+    const stream = await postSse(
+      `${url}/v1/responses`,
+      { model: 'm', input: 'slowly', stream: true },
+      { headers: AUTH },
+    );
+    const started = Date.now();
+    await relay.close({ timeoutMs: 5000 });
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect((await stream.done).at(-1)?.json?.type).toBe('response.completed');
   });
 
   it('closes a stream that outlives the shutdown timeout', async () => {
