@@ -14,6 +14,33 @@ export interface ChainingLogger {
   error(details: Record<string, unknown>, message: string): void;
 }
 
+type LogMethod = (details: Record<string, unknown>, message: string) => void;
+
+/**
+ * A user's logger made safe once: a method that throws is ignored. The relay logs from event
+ * handlers and promise callbacks, where a throw would be uncaught or leave a client unanswered;
+ * a failing logger never breaks a response, an upgrade or a connection.
+ */
+export function safeLogger(logger: ChainingLogger): ChainingLogger {
+  const guard =
+    (level: keyof ChainingLogger): LogMethod =>
+    (details, message) => {
+      try {
+        logger[level]?.(details, message);
+      } catch {
+        // Ignored: see above.
+      }
+    };
+  const optional = (level: keyof ChainingLogger) =>
+    typeof logger[level] === 'function' ? { [level]: guard(level) } : {};
+  return Object.freeze({
+    warn: guard('warn'),
+    error: guard('error'),
+    ...optional('debug'),
+    ...optional('info'),
+  });
+}
+
 /** What the store does when it is down or too slow (DESIGN.md §4). */
 export type StoreErrorPolicy = 'fail-closed' | 'fail-open';
 

@@ -46,6 +46,7 @@ import {
   classifyStoreFailure,
   describeStoreError,
   loggerFor,
+  safeLogger,
   type ChainingLogger,
   type StoreErrorPolicy,
   type StoreFailure,
@@ -219,6 +220,9 @@ export function responseChaining(options: ResponseChainingOptions): RelayMiddlew
   const policy: ValidatePolicy = options.validate ?? 'reject';
   const onStoreError: StoreErrorPolicy = options.onStoreError ?? 'fail-closed';
   const linkTranscripts = options.linkTranscripts !== false;
+  // The `logger` option made safe once: it is called from store hooks and promise callbacks,
+  // where a throw would leave the request unanswered.
+  const logger = options.logger ? safeLogger(options.logger) : options.logger;
 
   async function read<T>(operation: () => Promise<T>, anchor: string): Promise<Read<T>> {
     try {
@@ -517,7 +521,7 @@ export function responseChaining(options: ResponseChainingOptions): RelayMiddlew
     const exchange = getExchange(req, res);
     if (HANDLED.has(exchange)) return true;
     HANDLED.add(exchange);
-    const log = loggerFor(options.logger, req);
+    const log = loggerFor(logger, req);
     try {
       await readRequestBody(exchange, { maxBodyBytes: options.maxBodyBytes });
     } catch (error) {
@@ -610,12 +614,16 @@ export function responseChaining(options: ResponseChainingOptions): RelayMiddlew
         if (proceed) next();
       },
       (error: unknown) => {
-        const exchange = getExchange(req, res);
-        loggerFor(options.logger, req).error(
-          { error: error instanceof Error ? error.message : String(error) },
-          'response chaining: unexpected failure',
-        );
-        sendRelayError(exchange, relayError('internal_error', { cause: error }));
+        // The client is answered first: nothing a logger does can leave it waiting.
+        sendRelayError(getExchange(req, res), relayError('internal_error', { cause: error }));
+        try {
+          loggerFor(logger, req).error(
+            { error: error instanceof Error ? error.message : String(error) },
+            'response chaining: unexpected failure',
+          );
+        } catch {
+          // A failing logger never breaks a response.
+        }
       },
     );
   };

@@ -25,7 +25,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { STDERR_LOGGER, type ChainingLogger } from '../middleware/chaining-reply';
+import { safeLogger, STDERR_LOGGER, type ChainingLogger } from '../middleware/chaining-reply';
 import { requestCredential } from '../middleware/chaining-tenant';
 import { isRelayError, relayError } from '../protocol/relay-errors';
 import type { OpenAIErrorEnvelope } from '../protocol/types';
@@ -157,7 +157,11 @@ export function attachWebSocketBridge(
     );
   }
   const log: ChainingLogger =
-    settings.logger === false ? SILENT : (settings.logger ?? STDERR_LOGGER);
+    settings.logger === false
+      ? SILENT
+      : settings.logger === undefined
+        ? STDERR_LOGGER
+        : safeLogger(settings.logger);
   const stats = emptyStats();
   const connections = new Set<BridgeConnection>();
   const wss = new WebSocketServer({

@@ -781,6 +781,40 @@ describe('store failures', () => {
     expect(String(result.error?.message)).toContain("'resp_deep'");
   });
 
+  it('answers an OpenAI envelope even when the logger throws: 500 for a corrupt chain, 503 when down', async () => {
+    const memory = new MemorySessionStore();
+    const store = Object.assign(Object.create(memory) as SessionStore, {
+      // A chain without its items: the middleware fails on it, outside any store error handling.
+      expandChain: (_tenant: string, id: string) =>
+        id === 'resp_corrupt' ? Promise.resolve({} as ExpandedChain) : Promise.reject(down),
+    });
+    let logged = 0;
+    const broken = (): never => {
+      logged += 1;
+      throw new Error('the logger is down');
+    };
+    const { gateway, fakes } = await harness({
+      store,
+      logger: { debug: broken, info: broken, warn: broken, error: broken },
+    });
+    const corrupt = await turn(gateway.url, {
+      model: MODEL,
+      previous_response_id: 'resp_corrupt',
+      input: 'hi',
+    });
+    expect(corrupt.status).toBe(500);
+    expect(JSON.parse(corrupt.text)).toEqual(relayError('internal_error').toEnvelope());
+    const unavailable = await turn(gateway.url, {
+      model: MODEL,
+      previous_response_id: 'resp_x',
+      input: 'hi',
+    });
+    expect(unavailable.status).toBe(503);
+    expect(JSON.parse(unavailable.text)).toEqual(relayError('store_unavailable').toEnvelope());
+    expect(logged).toBe(2);
+    expect(fakes[0]?.requests).toHaveLength(0);
+  });
+
   it('caps hit when storing keep the turn but never store a cut history', async () => {
     const store = new MemorySessionStore({ maxChainDepth: 2 });
     const { gateway, logger } = await harness({ store });

@@ -147,6 +147,33 @@ describe('refused upgrades', () => {
     expect((await client.turn(TURN)).response?.status).toBe('completed');
   });
 
+  it.each(['authenticate', 'enabled'] as const)(
+    'answers 500 when %s() throws even with a logger whose every method throws, and serves a turn',
+    async (name) => {
+      let fail = true;
+      let logged = 0;
+      const broken = (): never => {
+        logged += 1;
+        throw new Error('the logger is down');
+      };
+      const gw = await gateway({
+        logger: { debug: broken, info: broken, warn: broken, error: broken },
+        [name]: () => {
+          if (fail) throw new Error('boom');
+          return true;
+        },
+      });
+      const refusal = await refusalOf(gw.wsUrl, AUTH_A);
+      expect(refusal.status).toBe(500);
+      expect(JSON.parse(refusal.body)).toEqual(relayError('internal_error').toEnvelope());
+      expect(logged).toBe(1);
+      fail = false;
+      const client = await WsClient.connect(gw.wsUrl, AUTH_A);
+      open.push(client);
+      expect((await client.turn(TURN)).response?.status).toBe('completed');
+    },
+  );
+
   it('426 when WebSocket is disabled (the client falls back to HTTP at once)', async () => {
     const gw = await gateway({ enabled: false });
     const refusal = await refusalOf(gw.wsUrl, AUTH_A);
@@ -191,5 +218,29 @@ describe('refused upgrades', () => {
     expect(() => attachWebSocketBridge(server, { maxPayload: 0 })).toThrow(TypeError);
     expect(() => attachWebSocketBridge(server, { origin: 'not a url' })).toThrow(TypeError);
     expect(() => attachWebSocketBridge({} as http.Server)).toThrow(TypeError);
+  });
+});
+
+describe('a logger that throws', () => {
+  it('closes with 1008 on too many queued turns even with a logger whose every method throws', async () => {
+    let logged = 0;
+    const broken = (): never => {
+      logged += 1;
+      throw new Error('the logger is down');
+    };
+    const fake = await start({ mode: 'stateless' });
+    fake.setDefault({ kind: 'slow', delayMs: 50 });
+    const gw = await startGateway(
+      { relayMode: 'stateless', store: new MemorySessionStore(), target: fake.url },
+      { logger: { debug: broken, info: broken, warn: broken, error: broken }, maxQueuedTurns: 1 },
+    );
+    open.push(gw);
+    const client = await WsClient.connect(gw.wsUrl, AUTH_A);
+    open.push(client);
+    for (let i = 0; i < 3; i += 1) {
+      client.send(JSON.stringify({ type: 'response.create', ...TURN }));
+    }
+    expect((await client.closed).code).toBe(1008);
+    expect(logged).toBeGreaterThan(0);
   });
 });
