@@ -221,10 +221,20 @@ export class RelayMetrics {
     socket.once('close', () => this.sockets.delete(socket));
   }
 
-  /** Counts the upgraded connections of a server whose `filter` accepts the request. */
+  /**
+   * Counts the upgraded connections of a server whose `filter` accepts the request (a `filter`
+   * that throws counts nothing: it runs in the server's 'upgrade' handler, where a throw would be
+   * uncaught).
+   */
   trackUpgrades(server: Server, filter: (req: IncomingMessage) => boolean = () => true): void {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
-      if (filter(req)) this.trackSocket(socket);
+      let counted: boolean;
+      try {
+        counted = filter(req);
+      } catch {
+        counted = false;
+      }
+      if (counted) this.trackSocket(socket);
     });
   }
 

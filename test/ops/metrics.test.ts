@@ -4,6 +4,8 @@
  * and errors by code, active requests/streams/sockets at scrape time.
  */
 import { EventEmitter } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import express from 'express';
 import request from 'supertest';
@@ -190,6 +192,42 @@ describe('RelayMetrics', () => {
     expect(await value(metrics, 'relay_active_streams')).toBe(0);
     expect(await value(metrics, 'relay_active_websockets')).toBe(2);
     server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  it('counts the upgrades its filter accepts; a filter that throws counts nothing, the server goes on', async () => {
+    const metrics = new RelayMetrics({ defaultMetrics: false });
+    const server = http.createServer();
+    metrics.trackUpgrades(server, (req) => {
+      if (req.url === '/broken') throw new Error('filter bug');
+      return req.url === '/counted';
+    });
+    // The server's own upgrade handler: a 101 with no protocol behind it, kept open.
+    const upgraded: Duplex[] = [];
+    server.on('upgrade', (_req, socket: Duplex) => {
+      upgraded.push(socket);
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n',
+      );
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const upgrade = (path: string) =>
+      new Promise<Duplex>((resolve, reject) => {
+        http
+          .request({
+            port,
+            host: '127.0.0.1',
+            path,
+            headers: { connection: 'upgrade', upgrade: 'test' },
+          })
+          .once('upgrade', (_res, socket) => resolve(socket))
+          .once('error', reject)
+          .end();
+      });
+    const clients = [await upgrade('/broken'), await upgrade('/counted'), await upgrade('/other')];
+    expect(await value(metrics, 'relay_active_websockets')).toBe(1);
+    for (const socket of [...clients, ...upgraded]) socket.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
