@@ -14,7 +14,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { relayError } from '../protocol/relay-errors';
 import type { ResponseItem, ResponseObject } from '../protocol/types';
 import type { SessionStore, StoredResponse } from '../store/session-store';
-import { describeStoreError, loggerFor, type ChainingLogger } from './chaining-reply';
+import { describeStoreError, loggerFor, safeLogger, type ChainingLogger } from './chaining-reply';
 import { sendEnvelope, sendJson, sendRelayError } from './send-error';
 import { pinUpstream } from './chaining-router';
 import { createTenantResolver, type TenantOptions } from './chaining-tenant';
@@ -134,6 +134,9 @@ export function responseOwnership(options: ResponseOwnershipOptions): RelayMiddl
     );
   }
   const resolveTenant = createTenantResolver('responseOwnership', options);
+  // Made safe once: it is called from promise callbacks, where a throw would leave the request
+  // unanswered.
+  const logger = options.logger ? safeLogger(options.logger) : options.logger;
   const serveFromStore = options.upstreamMode === 'stateless' && options.serveFromStore !== false;
 
   async function handle(
@@ -142,7 +145,7 @@ export function responseOwnership(options: ResponseOwnershipOptions): RelayMiddl
     route: ResponseRoute,
   ): Promise<boolean> {
     const exchange = getExchange(req, res);
-    const log = loggerFor(options.logger, req);
+    const log = loggerFor(logger, req);
     const tenant = resolveTenant(req);
     if (tenant === undefined) {
       sendRelayError(exchange, relayError('missing_credentials'));
@@ -233,11 +236,16 @@ export function responseOwnership(options: ResponseOwnershipOptions): RelayMiddl
         if (proceed) next();
       },
       (error: unknown) => {
-        loggerFor(options.logger, req).error(
-          { error: error instanceof Error ? error.message : String(error) },
-          'response ownership: unexpected failure',
-        );
+        // The client is answered first: nothing a logger does can leave it waiting.
         sendRelayError(getExchange(req, res), relayError('internal_error'));
+        try {
+          loggerFor(logger, req).error(
+            { error: error instanceof Error ? error.message : String(error) },
+            'response ownership: unexpected failure',
+          );
+        } catch {
+          // A failing logger never breaks a response.
+        }
       },
     );
   };

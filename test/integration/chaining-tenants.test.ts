@@ -213,3 +213,44 @@ describe('a store whose deleteResponse throws synchronously (stateful upstream)'
     expect(next.response?.status).toBe('completed');
   });
 });
+
+describe('responseOwnership with a logger that throws', () => {
+  class DownStore extends MemorySessionStore {
+    override getResponse(): Promise<null> {
+      return Promise.reject(new Error('store down'));
+    }
+  }
+  let fake: FakeUpstream;
+  let gateway: Listening;
+  let logged = 0;
+
+  beforeEach(async () => {
+    fake = await startFakeUpstream({ mode: 'stateful', name: 'shared' });
+    const broken = (): never => {
+      logged += 1;
+      throw new Error('the logger is down');
+    };
+    gateway = await listen(
+      chainingApp({
+        mode: 'stateful',
+        store: new DownStore(),
+        upstreams: { shared: fake.url },
+        logger: { debug: broken, info: broken, warn: broken, error: broken },
+      }),
+    );
+  });
+  afterEach(async () => {
+    await gateway.close();
+    await fake.close();
+  });
+
+  it('still answers 503 store_unavailable, twice', async () => {
+    for (let round = 0; round < 2; round += 1) {
+      const answer = await call(gateway.url, 'GET', '/v1/responses/resp_1', AUTH_A);
+      expect(answer.status).toBe(503);
+      expect(answer.json).toEqual(relayError('store_unavailable').toEnvelope());
+    }
+    expect(logged).toBe(2);
+    expect(fake.requests).toHaveLength(0);
+  });
+});
